@@ -1,0 +1,74 @@
+// Test helpers shared by every module's tests. Linked only into test binaries.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "bridge/common/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#define ASSERT_OK(expr)                                              \
+  do {                                                               \
+    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr));          \
+    ASSERT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
+  } while (false)
+
+#define EXPECT_OK(expr)                                              \
+  do {                                                               \
+    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr));          \
+    EXPECT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
+  } while (false)
+
+#define BRIDGE_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                  \
+  auto tmp = (rexpr);                                                      \
+  ASSERT_TRUE(tmp.ok()) << #rexpr << " failed: " << tmp.status().ToString(); \
+  lhs = std::move(tmp).value()
+
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
+  BRIDGE_ASSERT_OK_AND_ASSIGN_IMPL(BRIDGE_CONCAT(_assert_result_, __LINE__), lhs, rexpr)
+
+// Expects that `expr` (a Status or Result) failed with `status_code` and a message
+// containing `substr`. More context can be streamed in with <<.
+#define EXPECT_STATUS(expr, status_code, substr)                                      \
+  EXPECT_TRUE(::bridge::testing::StatusIs(::bridge::internal::ToStatus((expr)), (status_code), \
+                                          (substr)))
+
+namespace bridge::testing {
+
+::testing::AssertionResult StatusIs(const Status& status, StatusCode code,
+                                    std::string_view substr);
+
+// A fresh folder under the system temp folder, removed with everything in it on
+// destruction. Not thread-safe.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `contents` to `path`, creating parent folders.
+void WriteFile(const std::filesystem::path& path, std::string_view contents);
+
+struct CommandResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] is a path) with stdin from /dev/null and returns its exit code,
+// stdout and stderr. Kills it after `timeout_seconds`.
+CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_seconds = 120);
+
+// Returns the path of the `bridge` binary under test (from $BRIDGE_BINARY).
+std::string BridgeBinary();
+
+}  // namespace bridge::testing

@@ -1,0 +1,570 @@
+#include "bridge/engine/engine.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "bridge/engine/duckdb_status_internal.h"
+#include "duckdb.h"
+#include "spdlog/spdlog.h"
+
+namespace bridge::engine {
+namespace {
+
+// Runs callbacks at deadlines on one background thread. Cancel() returns only once the
+// callback cannot run any more, so a callback may refer to objects the canceller owns.
+class DeadlineWatch {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Callback = std::function<void()>;
+
+  DeadlineWatch() : thread_([this] { Run(); }) {}
+  ~DeadlineWatch() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  uint64_t Schedule(Clock::time_point deadline, Callback callback) {
+    std::lock_guard lock(mu_);
+    uint64_t id = ++next_id_;
+    entries_.emplace(std::make_pair(deadline, id), std::move(callback));
+    cv_.notify_all();
+    return id;
+  }
+
+  void Cancel(uint64_t id) {
+    std::lock_guard lock(mu_);  // callbacks run under mu_, so none is running now
+    std::erase_if(entries_, [id](const auto& e) { return e.first.second == id; });
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      if (entries_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      auto first = entries_.begin();
+      if (Clock::now() < first->first.first) {
+        cv_.wait_until(lock, first->first.first);
+        continue;
+      }
+      Callback callback = std::move(first->second);
+      entries_.erase(first);
+      callback();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  uint64_t next_id_ = 0;
+  std::map<std::pair<Clock::time_point, uint64_t>, Callback> entries_;
+  std::thread thread_;
+};
+
+enum class InterruptReason { kNone, kCancel, kDeadline };
+
+std::string DirWithSlash(const std::filesystem::path& p) {
+  std::string s = p.string();
+  if (s.empty() || s.back() != '/') s += '/';
+  return s;
+}
+
+// Owns a duckdb_logical_type array for duckdb_to_arrow_schema.
+struct LogicalTypes {
+  std::vector<duckdb_logical_type> types;
+  std::vector<const char*> names;
+  ~LogicalTypes() {
+    for (auto& t : types) duckdb_destroy_logical_type(&t);
+  }
+};
+
+Result<ipc::OwnedSchema> MakeArrowSchema(duckdb_arrow_options options, LogicalTypes& columns) {
+  ipc::OwnedSchema schema;
+  duckdb_error_data error = duckdb_to_arrow_schema(options, columns.types.data(),
+                                                   columns.names.data(), columns.types.size(),
+                                                   schema.out());
+  BRIDGE_RETURN_NOT_OK(internal::ConsumeErrorData(&error, "engine: result schema"));
+  return schema;
+}
+
+class DatabaseImpl;
+class SessionImpl;
+
+class BatchStreamImpl final : public BatchStream {
+ public:
+  BatchStreamImpl(SessionImpl& session, duckdb_result result, uint64_t query_seq,
+                  ipc::OwnedSchema schema)
+      : session_(session),
+        result_(result),
+        query_seq_(query_seq),
+        arrow_options_(duckdb_result_get_arrow_options(&result_)),
+        schema_(std::move(schema)) {}
+  ~BatchStreamImpl() override;
+
+  const ArrowSchema& schema() const override { return *schema_; }
+  Result<ipc::OwnedArray> Next() override;
+
+ private:
+  void Finish();
+
+  SessionImpl& session_;
+  duckdb_result result_;
+  uint64_t query_seq_;
+  duckdb_arrow_options arrow_options_;
+  ipc::OwnedSchema schema_;
+  bool finished_ = false;
+};
+
+class PreparedStatementImpl final : public PreparedStatement {
+ public:
+  PreparedStatementImpl(SessionImpl& session, duckdb_prepared_statement stmt)
+      : session_(session), stmt_(stmt) {}
+  ~PreparedStatementImpl() override { duckdb_destroy_prepare(&stmt_); }
+
+  size_t parameter_count() const override { return duckdb_nparams(stmt_); }
+  Result<ipc::OwnedSchema> ResultSchema() const override;
+  Result<std::unique_ptr<BatchStream>> Execute(std::span<const Value> params,
+                                               const QueryOptions& options) override;
+
+ private:
+  Status Bind(std::span<const Value> params);
+
+  SessionImpl& session_;
+  duckdb_prepared_statement stmt_;
+};
+
+class SessionImpl final : public Session {
+ public:
+  SessionImpl(DatabaseImpl& db, duckdb_connection conn) : db_(db), conn_(conn) {}
+  ~SessionImpl() override;
+
+  Result<std::unique_ptr<PreparedStatement>> Prepare(std::string_view sql) override;
+  Result<std::unique_ptr<BatchStream>> Query(std::string_view sql, std::span<const Value> params,
+                                             const QueryOptions& options) override {
+    BRIDGE_ASSIGN_OR_RETURN(auto stmt, Prepare(sql));
+    // The stream does not need the statement once execution has started.
+    return stmt->Execute(params, options);
+  }
+
+  void Cancel() override { Interrupt(InterruptReason::kCancel, 0); }
+
+  QueryProgress Progress() const override {
+    std::lock_guard lock(mu_);
+    QueryProgress progress;
+    if (!query_active_) return progress;
+    duckdb_query_progress_type p = duckdb_query_progress(conn_);
+    progress.percentage = p.percentage;
+    progress.rows_processed = p.rows_processed;
+    progress.total_rows = p.total_rows_to_process;
+    return progress;
+  }
+
+  duckdb_connection conn() const { return conn_; }
+
+  // Marks a query as running (with a deadline if `timeout` > 0) and returns its number.
+  uint64_t BeginQuery(std::chrono::milliseconds timeout);
+  // Marks query `seq` as finished and drops its deadline.
+  void EndQuery(uint64_t seq);
+  // Maps a DuckDB error of query `seq`, telling cancellation from deadline.
+  Status QueryError(duckdb_error_type type, std::string_view message) const {
+    if (type == DUCKDB_ERROR_INTERRUPT) {
+      return reason_.load() == InterruptReason::kDeadline
+                 ? DeadlineExceeded("engine: query timed out")
+                 : Cancelled("engine: query cancelled");
+    }
+    return internal::StatusFromDuckDB(type, message);
+  }
+
+ private:
+  // Interrupts the running query; `seq` 0 = whichever query runs.
+  void Interrupt(InterruptReason reason, uint64_t seq) {
+    std::lock_guard lock(mu_);
+    if (!query_active_ || (seq != 0 && seq != query_seq_)) return;
+    reason_.store(reason);
+    duckdb_interrupt(conn_);
+  }
+
+  DatabaseImpl& db_;
+  duckdb_connection conn_;
+  mutable std::mutex mu_;  // guards the fields below and interrupt/progress calls
+  bool query_active_ = false;
+  uint64_t query_seq_ = 0;
+  uint64_t deadline_id_ = 0;
+  std::atomic<InterruptReason> reason_{InterruptReason::kNone};
+};
+
+class DatabaseImpl final : public Database {
+ public:
+  DatabaseImpl(EngineOptions options, duckdb_database db, duckdb_connection internal,
+               std::vector<duckdb_connection> pool)
+      : options_(std::move(options)), db_(db), internal_(internal), free_(std::move(pool)) {}
+  ~DatabaseImpl() override {
+    for (auto& conn : free_) duckdb_disconnect(&conn);
+    duckdb_disconnect(&internal_);
+    duckdb_close(&db_);
+  }
+
+  Result<std::unique_ptr<Session>> Connect() override {
+    std::lock_guard lock(pool_mu_);
+    if (free_.empty()) {
+      return ResourceExhausted("engine: all ", options_.max_sessions,
+                               " sessions are in use; try again later");
+    }
+    duckdb_connection conn = free_.back();
+    free_.pop_back();
+    return std::unique_ptr<Session>(new SessionImpl(*this, conn));
+  }
+
+  void ReturnConnection(duckdb_connection conn) {
+    std::lock_guard lock(pool_mu_);
+    free_.push_back(conn);
+  }
+
+  Status ExecuteTrusted(std::string_view sql) override {
+    BRIDGE_ASSIGN_OR_RETURN(TextTable ignored, QueryTrusted(sql));
+    return OkStatus();
+  }
+
+  Result<TextTable> QueryTrusted(std::string_view sql) override {
+    std::lock_guard lock(internal_mu_);
+    return internal::RunTextQuery(internal_, sql);
+  }
+
+  const EngineOptions& options() const override { return options_; }
+  DeadlineWatch& deadlines() { return deadlines_; }
+
+ private:
+  EngineOptions options_;
+  duckdb_database db_;
+  std::mutex internal_mu_;
+  duckdb_connection internal_;
+  // Connections are made before the configuration is locked, because per-connection
+  // settings (progress reporting) cannot be set afterwards.
+  std::mutex pool_mu_;
+  std::vector<duckdb_connection> free_;
+  DeadlineWatch deadlines_;
+};
+
+SessionImpl::~SessionImpl() { db_.ReturnConnection(conn_); }
+
+uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
+  uint64_t seq;
+  {
+    std::lock_guard lock(mu_);
+    seq = ++query_seq_;
+    query_active_ = true;
+    reason_.store(InterruptReason::kNone);
+  }
+  if (timeout.count() > 0) {
+    uint64_t id = db_.deadlines().Schedule(DeadlineWatch::Clock::now() + timeout, [this, seq] {
+      Interrupt(InterruptReason::kDeadline, seq);
+    });
+    std::lock_guard lock(mu_);
+    deadline_id_ = id;
+  }
+  return seq;
+}
+
+void SessionImpl::EndQuery(uint64_t seq) {
+  uint64_t deadline_id = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (seq != query_seq_ || !query_active_) return;
+    query_active_ = false;
+    deadline_id = std::exchange(deadline_id_, 0);
+  }
+  if (deadline_id != 0) db_.deadlines().Cancel(deadline_id);
+}
+
+Result<std::unique_ptr<PreparedStatement>> SessionImpl::Prepare(std::string_view sql) {
+  // Checked before DuckDB sees the text: preparing some statements already has effects
+  // (EXPORT DATABASE creates its folder while binding).
+  BRIDGE_RETURN_NOT_OK(internal::CheckReadOnlyText(sql));
+  std::string text(sql);
+  duckdb_extracted_statements extracted = nullptr;
+  idx_t count = duckdb_extract_statements(conn_, text.c_str(), &extracted);
+  struct ExtractedGuard {
+    duckdb_extracted_statements* s;
+    ~ExtractedGuard() { duckdb_destroy_extracted(s); }
+  } guard{&extracted};
+  if (count == 0) {
+    const char* error = duckdb_extract_statements_error(extracted);
+    if (error != nullptr) return internal::StatusFromDuckDBMessage(error);
+    return InvalidArgument("engine: the SQL text holds no statement");
+  }
+  if (count > 1) {
+    return InvalidArgument("engine: expected one SQL statement, got ", count);
+  }
+  duckdb_prepared_statement stmt = nullptr;
+  if (duckdb_prepare_extracted_statement(conn_, extracted, 0, &stmt) != DuckDBSuccess) {
+    Status st = internal::StatusFromDuckDBMessage(duckdb_prepare_error(stmt));
+    duckdb_destroy_prepare(&stmt);
+    return st;
+  }
+  duckdb_statement_type type = duckdb_prepared_statement_type(stmt);
+  if (type != DUCKDB_STATEMENT_TYPE_SELECT && type != DUCKDB_STATEMENT_TYPE_EXPLAIN) {
+    duckdb_destroy_prepare(&stmt);
+    return PermissionDenied("engine: only read-only queries may run; ",
+                            internal::StatementTypeName(type), " statements are not allowed");
+  }
+  return std::unique_ptr<PreparedStatement>(new PreparedStatementImpl(*this, stmt));
+}
+
+Result<ipc::OwnedSchema> PreparedStatementImpl::ResultSchema() const {
+  LogicalTypes columns;
+  idx_t n = duckdb_prepared_statement_column_count(stmt_);
+  for (idx_t i = 0; i < n; ++i) {
+    columns.types.push_back(duckdb_prepared_statement_column_logical_type(stmt_, i));
+    columns.names.push_back(duckdb_prepared_statement_column_name(stmt_, i));
+  }
+  duckdb_arrow_options options = nullptr;
+  duckdb_connection_get_arrow_options(session_.conn(), &options);
+  auto schema = MakeArrowSchema(options, columns);
+  duckdb_destroy_arrow_options(&options);
+  return schema;
+}
+
+Status PreparedStatementImpl::Bind(std::span<const Value> params) {
+  size_t expected = parameter_count();
+  if (params.size() != expected) {
+    return InvalidArgument("engine: the statement takes ", expected, " parameter(s), got ",
+                           params.size());
+  }
+  duckdb_clear_bindings(stmt_);
+  for (size_t i = 0; i < params.size(); ++i) {
+    idx_t index = i + 1;
+    const Value& v = params[i];
+    duckdb_state state = std::visit(
+        [&](const auto& x) -> duckdb_state {
+          using T = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<T, std::monostate>) {
+            return duckdb_bind_null(stmt_, index);
+          } else if constexpr (std::is_same_v<T, bool>) {
+            return duckdb_bind_boolean(stmt_, index, x);
+          } else if constexpr (std::is_same_v<T, int64_t>) {
+            return duckdb_bind_int64(stmt_, index, x);
+          } else if constexpr (std::is_same_v<T, double>) {
+            return duckdb_bind_double(stmt_, index, x);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            return duckdb_bind_varchar_length(stmt_, index, x.data(), x.size());
+          } else {
+            return duckdb_bind_blob(stmt_, index, x.bytes.data(), x.bytes.size());
+          }
+        },
+        v);
+    if (state != DuckDBSuccess) {
+      const char* error = duckdb_prepare_error(stmt_);
+      return InvalidArgument("engine: cannot bind parameter ", index,
+                             error != nullptr ? StrCat(": ", error) : std::string());
+    }
+  }
+  return OkStatus();
+}
+
+Result<std::unique_ptr<BatchStream>> PreparedStatementImpl::Execute(std::span<const Value> params,
+                                                                    const QueryOptions& options) {
+  BRIDGE_RETURN_NOT_OK(Bind(params));
+  uint64_t seq = session_.BeginQuery(options.timeout);
+  duckdb_result result;
+  if (duckdb_execute_prepared_streaming(stmt_, &result) != DuckDBSuccess) {
+    Status st = session_.QueryError(duckdb_result_error_type(&result), duckdb_result_error(&result));
+    duckdb_destroy_result(&result);
+    session_.EndQuery(seq);
+    return st;
+  }
+  LogicalTypes columns;
+  idx_t n = duckdb_column_count(&result);
+  for (idx_t i = 0; i < n; ++i) {
+    columns.types.push_back(duckdb_column_logical_type(&result, i));
+    columns.names.push_back(duckdb_column_name(&result, i));
+  }
+  duckdb_arrow_options arrow_options = duckdb_result_get_arrow_options(&result);
+  auto schema = MakeArrowSchema(arrow_options, columns);
+  duckdb_destroy_arrow_options(&arrow_options);
+  if (!schema.ok()) {
+    duckdb_destroy_result(&result);
+    session_.EndQuery(seq);
+    return schema.status();
+  }
+  return std::unique_ptr<BatchStream>(
+      new BatchStreamImpl(session_, result, seq, std::move(schema).value()));
+}
+
+BatchStreamImpl::~BatchStreamImpl() {
+  duckdb_destroy_arrow_options(&arrow_options_);
+  duckdb_destroy_result(&result_);
+  session_.EndQuery(query_seq_);
+}
+
+void BatchStreamImpl::Finish() {
+  finished_ = true;
+  session_.EndQuery(query_seq_);
+}
+
+Result<ipc::OwnedArray> BatchStreamImpl::Next() {
+  while (!finished_) {
+    duckdb_data_chunk chunk = duckdb_fetch_chunk(result_);
+    if (chunk == nullptr) {
+      const char* error = duckdb_result_error(&result_);
+      if (error != nullptr) {
+        Status st = session_.QueryError(duckdb_result_error_type(&result_), error);
+        Finish();
+        return st;
+      }
+      Finish();
+      break;
+    }
+    if (duckdb_data_chunk_get_size(chunk) == 0) {
+      duckdb_destroy_data_chunk(&chunk);
+      continue;
+    }
+    ipc::OwnedArray array;
+    duckdb_error_data error = duckdb_data_chunk_to_arrow(arrow_options_, chunk, array.out());
+    duckdb_destroy_data_chunk(&chunk);
+    Status st = internal::ConsumeErrorData(&error, "engine: converting a chunk to Arrow");
+    if (!st.ok()) {
+      Finish();
+      return st;
+    }
+    return array;
+  }
+  return ipc::OwnedArray();
+}
+
+Status SetTrusted(duckdb_connection conn, const std::string& sql) {
+  auto result = internal::RunTextQuery(conn, sql);
+  return result.ok() ? OkStatus() : result.status();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Database>> Database::Open(const EngineOptions& given) {
+  EngineOptions options = given;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(options.data_dir, ec)) {
+    return NotFound("engine: data folder '", options.data_dir.string(), "' does not exist");
+  }
+  options.data_dir = std::filesystem::canonical(options.data_dir, ec);
+  if (ec) return IoError("engine: data folder '", given.data_dir.string(), "': ", ec.message());
+  if (!options.cache_dir.empty()) {
+    std::filesystem::create_directories(options.cache_dir, ec);
+    options.cache_dir = std::filesystem::canonical(options.cache_dir, ec);
+    if (ec) {
+      return IoError("engine: cache folder '", given.cache_dir.string(), "': ", ec.message());
+    }
+  }
+  if (options.threads < 0) {
+    return InvalidArgument("engine: threads must be >= 0, got ", options.threads);
+  }
+  if (options.max_sessions < 1 || options.max_sessions > 10000) {
+    return InvalidArgument("engine: max_sessions must be in 1..10000, got ",
+                           options.max_sessions);
+  }
+
+  duckdb_config config = nullptr;
+  if (duckdb_create_config(&config) != DuckDBSuccess) {
+    return Internal("engine: cannot create a DuckDB configuration");
+  }
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"autoinstall_known_extensions", "false"},
+      {"autoload_known_extensions", "false"},
+      {"allow_community_extensions", "false"},
+      {"allow_unsigned_extensions", "false"},
+  };
+  if (options.threads > 0) settings.emplace_back("threads", std::to_string(options.threads));
+  if (!options.memory_limit.empty()) settings.emplace_back("memory_limit", options.memory_limit);
+  for (const auto& [name, value] : settings) {
+    if (duckdb_set_config(config, name.c_str(), value.c_str()) != DuckDBSuccess) {
+      duckdb_destroy_config(&config);
+      return InvalidArgument("engine: bad setting ", name, " = '", value, "'");
+    }
+  }
+  duckdb_database db = nullptr;
+  char* open_error = nullptr;
+  duckdb_state state = duckdb_open_ext(nullptr, &db, config, &open_error);
+  duckdb_destroy_config(&config);
+  if (state != DuckDBSuccess) {
+    Status st = InvalidArgument("engine: cannot open DuckDB: ",
+                                open_error != nullptr ? open_error : "unknown error");
+    duckdb_free(open_error);
+    return st;
+  }
+  duckdb_connection internal = nullptr;
+  if (duckdb_connect(db, &internal) != DuckDBSuccess) {
+    duckdb_close(&db);
+    return Internal("engine: cannot open the internal connection");
+  }
+
+  // Order matters: the allow-list is set while external access is still on, external
+  // access is switched off after it, and the configuration is locked last.
+  std::string allowed = "[" + QuoteString(DirWithSlash(options.data_dir));
+  if (!options.cache_dir.empty()) allowed += ", " + QuoteString(DirWithSlash(options.cache_dir));
+  allowed += "]";
+  std::vector<std::string> statements = {
+  };
+  if (!options.cache_dir.empty()) {
+    statements.push_back("SET GLOBAL temp_directory = " +
+                         QuoteString((options.cache_dir / "duckdb-tmp").string()));
+  }
+  statements.push_back("SET GLOBAL allowed_directories = " + allowed);
+  statements.push_back("SET GLOBAL enable_external_access = false");
+  statements.push_back("SET GLOBAL lock_configuration = true");
+  std::vector<duckdb_connection> pool;
+  auto fail = [&](const Status& st) {
+    for (auto& conn : pool) duckdb_disconnect(&conn);
+    duckdb_disconnect(&internal);
+    duckdb_close(&db);
+    return WithContext(st, "engine: locking down the database");
+  };
+  for (int i = 0; i < options.max_sessions; ++i) {
+    duckdb_connection conn = nullptr;
+    if (duckdb_connect(db, &conn) != DuckDBSuccess) {
+      return fail(Internal("cannot open connection ", i));
+    }
+    pool.push_back(conn);
+    for (const char* sql :
+         {"SET enable_progress_bar = true", "SET enable_progress_bar_print = false"}) {
+      Status st = SetTrusted(conn, sql);
+      if (!st.ok()) return fail(st);
+    }
+  }
+  for (const auto& sql : statements) {
+    Status st = SetTrusted(internal, sql);
+    if (!st.ok()) return fail(st);
+  }
+  spdlog::debug("engine: DuckDB {} open over {}", DuckDBVersion(), options.data_dir.string());
+  return std::unique_ptr<Database>(
+      new DatabaseImpl(std::move(options), db, internal, std::move(pool)));
+}
+
+std::string DuckDBVersion() { return duckdb_library_version(); }
+
+std::string QuoteIdentifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string QuoteString(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace bridge::engine

@@ -1,0 +1,157 @@
+// The SQL engine: DuckDB behind its C API, locked down, with results that stream as Arrow.
+//
+// Only this module includes duckdb.h; nothing DuckDB-typed crosses this header. The
+// objects nest: a Database outlives its Sessions, a Session outlives its
+// PreparedStatements and BatchStreams. Unless a method says otherwise, an object is used
+// by one thread at a time; Database is thread-safe, and Session::Cancel / Session::Progress
+// may be called from any thread while another thread runs the session's query.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "bridge/arrow/c_data.h"
+#include "bridge/common/status.h"
+
+namespace bridge::engine {
+
+struct EngineOptions {
+  // Folder of the tables. Queries may read files below it and nowhere else (but the cache
+  // folder). Must exist.
+  std::filesystem::path data_dir;
+  // Folder of the result cache and DuckDB's spill files; created if missing. Empty = no
+  // cache folder (spilling to disk is then off).
+  std::filesystem::path cache_dir;
+  // DuckDB worker threads; 0 = one per core.
+  int threads = 0;
+  // DuckDB memory limit ("4GB", "80%"); empty = DuckDB's default (80% of RAM).
+  std::string memory_limit;
+  // Sessions that may exist at once (each is one DuckDB connection, made at Open).
+  int max_sessions = 64;
+};
+
+// A value bound to a statement parameter (`$1`, `?`).
+struct Blob {
+  std::string bytes;
+};
+using Value = std::variant<std::monostate, bool, int64_t, double, std::string, Blob>;
+
+struct QueryOptions {
+  // Wall-clock limit of the whole query, fetching included; zero = none. When it passes
+  // the query is interrupted and fails with DeadlineExceeded.
+  std::chrono::milliseconds timeout{0};
+};
+
+struct QueryProgress {
+  double percentage = -1;  // 0..100, or -1 when DuckDB cannot tell
+  uint64_t rows_processed = 0;
+  uint64_t total_rows = 0;
+};
+
+// A query's result as a stream of Arrow record batches, pulled one at a time. Memory use is
+// bounded by a few batches whatever the result size: DuckDB produces each batch when it is
+// asked for. Destroying the stream before its end stops the query.
+class BatchStream {
+ public:
+  virtual ~BatchStream() = default;
+
+  // The result's schema: a struct ("+s") whose children are the columns. Valid for the
+  // stream's lifetime.
+  virtual const ArrowSchema& schema() const = 0;
+
+  // Returns the next batch as a struct array (one child per column, at most 2048 rows: one
+  // DuckDB chunk), or an empty OwnedArray (valid() == false) at the end. Errors (cancelled,
+  // deadline exceeded, runtime errors) end the stream.
+  virtual Result<ipc::OwnedArray> Next() = 0;
+};
+
+class Session;
+
+// A statement prepared once and executed any number of times with bound parameters.
+class PreparedStatement {
+ public:
+  virtual ~PreparedStatement() = default;
+
+  // Number of parameters the statement takes.
+  virtual size_t parameter_count() const = 0;
+
+  // The result schema, known from preparation alone (the query does not run).
+  virtual Result<ipc::OwnedSchema> ResultSchema() const = 0;
+
+  // Binds `params` (exactly parameter_count() values) and runs the statement. The stream
+  // must be destroyed before the session runs anything else.
+  virtual Result<std::unique_ptr<BatchStream>> Execute(std::span<const Value> params,
+                                                       const QueryOptions& options = {}) = 0;
+};
+
+// One connection to the database: the unit that runs one query at a time.
+class Session {
+ public:
+  virtual ~Session() = default;
+
+  // Prepares one read-only statement. Returns InvalidArgument for parse/bind errors and for
+  // text with more than one statement, PermissionDenied for statements that are not queries
+  // (COPY, ATTACH, INSTALL, LOAD, SET, PRAGMA, EXPORT, CREATE, DROP, INSERT, ...) and for
+  // file access outside the allowed folders, NotFound for unknown tables.
+  virtual Result<std::unique_ptr<PreparedStatement>> Prepare(std::string_view sql) = 0;
+
+  // Prepare + Execute.
+  virtual Result<std::unique_ptr<BatchStream>> Query(std::string_view sql,
+                                                     std::span<const Value> params = {},
+                                                     const QueryOptions& options = {}) = 0;
+
+  // Interrupts the running query, if any; its stream then fails with Cancelled. Thread-safe.
+  virtual void Cancel() = 0;
+
+  // Progress of the running query. Thread-safe.
+  virtual QueryProgress Progress() const = 0;
+};
+
+// Rows of a trusted query, every value rendered as text (nullopt = NULL). For small
+// internal results (catalog metadata), not for user data.
+struct TextTable {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+};
+
+// The database: an in-memory DuckDB instance, locked down at Open.
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  // Opens the database with external access limited to options.data_dir and
+  // options.cache_dir, extension installing and auto-loading off, threads and memory limit
+  // from `options`, progress reporting on, and the configuration locked. Returns NotFound if
+  // data_dir does not exist, InvalidArgument for a bad setting.
+  static Result<std::unique_ptr<Database>> Open(const EngineOptions& options);
+
+  // Opens a new session. Returns ResourceExhausted when max_sessions sessions exist.
+  // Thread-safe.
+  virtual Result<std::unique_ptr<Session>> Connect() = 0;
+
+  // Runs trusted SQL of Bridge's own (catalog views, demo data generation) on an internal
+  // connection that may create objects and write inside the allowed folders. Never pass text
+  // from a user. Thread-safe (calls are serialized).
+  virtual Status ExecuteTrusted(std::string_view sql) = 0;
+  virtual Result<TextTable> QueryTrusted(std::string_view sql) = 0;
+
+  virtual const EngineOptions& options() const = 0;
+};
+
+// Returns DuckDB's library version ("v1.4.4").
+std::string DuckDBVersion();
+
+// Returns `name` quoted as an SQL identifier ("a""b").
+std::string QuoteIdentifier(std::string_view name);
+// Returns `text` quoted as an SQL string literal ('it''s').
+std::string QuoteString(std::string_view text);
+
+}  // namespace bridge::engine
