@@ -1,8 +1,283 @@
+// The `bridge` command: serve, query, gen-demo, version.
+//
+// Exit codes: 0 success, 1 a query or runtime failure, 2 bad usage or configuration
+// (missing data folder, bad port, unreadable config). Errors are one line on stderr.
+#include <signal.h>
+
 #include <cstdio>
+#include <optional>
+#include <string>
 
+#include "CLI/CLI.hpp"
+#include "bridge/app/config.h"
+#include "bridge/app/demo_data.h"
+#include "bridge/catalog/catalog.h"
+#include "bridge/common/logging.h"
 #include "bridge/engine/engine.h"
+#include "bridge/format/row_writer.h"
+#include "spdlog/spdlog.h"
 
-int main() {
-  std::printf("bridge (DuckDB %s)\n", bridge::engine::DuckDBVersion().c_str());
+namespace bridge::app {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr const char* kBridgeVersion = "0.1.0";
+
+int Fail(int code, const Status& status) {
+  std::fprintf(stderr, "bridge: %s\n", std::string(status.message()).c_str());
+  return code;
+}
+
+// Flags that override the configuration file; unset flags leave the file's values.
+struct Overrides {
+  std::optional<std::string> config_file;
+  std::optional<std::string> data_dir;
+  std::optional<std::string> http_host;
+  std::optional<int> http_port;
+  std::optional<int> flight_port;
+  std::optional<int> threads;
+  std::optional<std::string> memory_limit;
+  std::optional<int> max_sessions;
+  std::optional<int64_t> query_timeout_ms;
+  std::optional<bool> watch;
+  std::optional<int64_t> debounce_ms;
+  std::optional<std::string> cache_dir;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+
+  void AddCommon(CLI::App& cmd) {
+    cmd.add_option("--config", config_file, "TOML configuration file");
+    cmd.add_option("--data", data_dir, "folder of the data files (data_dir)");
+    cmd.add_option("--threads", threads, "DuckDB threads, 0 = one per core (engine.threads)");
+    cmd.add_option("--memory-limit", memory_limit,
+                   "DuckDB memory limit, e.g. 4GB (engine.memory_limit)");
+    cmd.add_option("--query-timeout-ms", query_timeout_ms,
+                   "per-query timeout, 0 = none (engine.query_timeout_ms)");
+    cmd.add_option("--cache-dir", cache_dir, "result cache folder (cache.dir)");
+    cmd.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (log.level)");
+    cmd.add_option("--log-format", log_format, "text|json (log.format)");
+  }
+  void AddServer(CLI::App& cmd) {
+    cmd.add_option("--http-host", http_host, "address of the front doors (server.http_host)");
+    cmd.add_option("--http-port", http_port, "HTTP port, 0 = any free port (server.http_port)");
+    cmd.add_option("--flight-port", flight_port,
+                   "Flight port, 0 = any free port (server.flight_port)");
+    cmd.add_option("--max-sessions", max_sessions,
+                   "concurrent DuckDB sessions (engine.max_sessions)");
+    cmd.add_option("--watch", watch, "refresh the catalog on file changes (catalog.watch)");
+    cmd.add_option("--debounce-ms", debounce_ms,
+                   "quiet time before a refresh (catalog.debounce_ms)");
+  }
+
+  // Returns the configuration: defaults (with logs at `default_log_level`), then the file,
+  // then the flags.
+  Result<Config> Resolve(const char* default_log_level = "info") const {
+    Config c;
+    c.log_level = default_log_level;
+    if (config_file) BRIDGE_RETURN_NOT_OK(LoadConfigFile(*config_file, c));
+    if (data_dir) c.data_dir = *data_dir;
+    if (http_host) c.http_host = *http_host;
+    if (http_port) c.http_port = *http_port;
+    if (flight_port) c.flight_port = *flight_port;
+    if (threads) c.threads = *threads;
+    if (memory_limit) c.memory_limit = *memory_limit;
+    if (max_sessions) c.max_sessions = *max_sessions;
+    if (query_timeout_ms) c.query_timeout_ms = *query_timeout_ms;
+    if (watch) c.watch = *watch;
+    if (debounce_ms) c.debounce_ms = *debounce_ms;
+    if (cache_dir) c.cache_dir = *cache_dir;
+    if (log_level) c.log_level = *log_level;
+    if (log_format) c.log_format = *log_format;
+    BRIDGE_RETURN_NOT_OK(ValidateConfig(c));
+    if (c.data_dir.empty())
+      return InvalidArgument("no data folder: pass --data DIR or set data_dir");
+    BRIDGE_RETURN_NOT_OK(ConfigureLogging(
+        c.log_format == "json" ? LogFormat::kJson : LogFormat::kText, c.log_level));
+    return c;
+  }
+};
+
+engine::EngineOptions EngineOptionsOf(const Config& c) {
+  engine::EngineOptions o;
+  o.data_dir = c.data_dir;
+  o.cache_dir = ResolveCacheDir(c);
+  o.threads = c.threads;
+  o.memory_limit = c.memory_limit;
+  o.max_sessions = c.max_sessions;
+  return o;
+}
+
+// Opens the database and catalog; usage errors (missing folder, bad setting) exit 2.
+struct Opened {
+  std::unique_ptr<engine::Database> db;
+  std::unique_ptr<catalog::Catalog> catalog;
+};
+
+Result<Opened> OpenDataFolder(const Config& c, bool watch) {
+  Opened opened;
+  BRIDGE_ASSIGN_OR_RETURN(opened.db, engine::Database::Open(EngineOptionsOf(c)));
+  catalog::CatalogOptions options;
+  options.watch = watch;
+  options.debounce = std::chrono::milliseconds(c.debounce_ms);
+  BRIDGE_ASSIGN_OR_RETURN(opened.catalog, catalog::Catalog::Open(*opened.db, options));
+  return opened;
+}
+
+int RunServe(const Overrides& flags) {
+  auto config = flags.Resolve();
+  if (!config.ok()) return Fail(kExitUsage, config.status());
+  // Signals are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto opened = OpenDataFolder(*config, config->watch);
+  if (!opened.ok()) return Fail(kExitUsage, opened.status());
+  auto& catalog = *opened->catalog;
+  catalog.SetListener([](const std::vector<catalog::TableChange>& changes) {
+    for (const auto& change : changes) {
+      const char* what = change.kind == catalog::ChangeKind::kAdded     ? "added"
+                         : change.kind == catalog::ChangeKind::kRemoved ? "removed"
+                                                                        : "changed";
+      if (change.error.empty()) {
+        spdlog::info("table '{}' {} (catalog version {})", change.name, what, change.version);
+      } else {
+        spdlog::warn("table '{}' {} but broken: {}", change.name, what, change.error);
+      }
+    }
+  });
+  auto tables = catalog.Tables();
+  for (const auto& t : tables) {
+    if (t.error.empty()) {
+      spdlog::info("table '{}': {} columns, {} files, {} bytes", t.name, t.columns.size(),
+                   t.file_count, t.bytes);
+    } else {
+      spdlog::warn("table '{}' is broken: {}", t.name, t.error);
+    }
+  }
+  spdlog::info("bridge {} (DuckDB {}) serving {} tables from {}; watching: {}", kBridgeVersion,
+               engine::DuckDBVersion(), tables.size(), opened->db->options().data_dir.string(),
+               config->watch ? "yes" : "no");
+  spdlog::info(
+      "front doors: HTTP on {}:{} and Flight on {}:{} are not built yet; "
+      "the engine and catalog are live. Ctrl-C stops.",
+      config->http_host, config->http_port, config->http_host, config->flight_port);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("stopping on signal {}", sig);
   return 0;
 }
+
+int RunQuery(const Overrides& flags, const std::string& format_name, const std::string& sql) {
+  // The result goes to stdout; only warnings and errors go to stderr unless asked.
+  auto config = flags.Resolve("warn");
+  if (!config.ok()) return Fail(kExitUsage, config.status());
+  if (format_name == "arrow") {
+    return Fail(kExitUsage, Unimplemented("--format arrow needs the Arrow IPC writer, which is "
+                                          "not built yet; use table, csv, json or ndjson"));
+  }
+  auto format = format::ParseTextFormat(format_name);
+  if (!format.ok()) return Fail(kExitUsage, format.status());
+  auto opened = OpenDataFolder(*config, /*watch=*/false);
+  if (!opened.ok()) return Fail(kExitUsage, opened.status());
+  auto session = opened->db->Connect();
+  if (!session.ok()) return Fail(kExitFailure, session.status());
+  engine::QueryOptions options;
+  options.timeout = std::chrono::milliseconds(config->query_timeout_ms);
+  auto stream = (*session)->Query(sql, {}, options);
+  if (!stream.ok()) return Fail(kExitFailure, stream.status());
+  auto writer = format::RowWriter::Make(*format, (*stream)->schema());
+  if (!writer.ok()) return Fail(kExitFailure, writer.status());
+  std::string out;
+  auto flush = [&out] {
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    out.clear();
+  };
+  Status st = (*writer)->Begin(&out);
+  while (st.ok()) {
+    auto batch = (*stream)->Next();
+    if (!batch.ok()) {
+      st = batch.status();
+      break;
+    }
+    if (!batch->valid()) {
+      st = (*writer)->End(&out);
+      break;
+    }
+    st = (*writer)->Write(**batch, &out);
+    if (out.size() > (1 << 20)) flush();
+  }
+  flush();
+  std::fflush(stdout);
+  if (!st.ok()) return Fail(kExitFailure, st);
+  return 0;
+}
+
+int RunGenDemo(const std::string& out, int64_t rows, uint64_t seed) {
+  Status st = ConfigureLogging(LogFormat::kText, "info");
+  if (!st.ok()) return Fail(kExitUsage, st);
+  DemoOptions options;
+  options.out_dir = out;
+  options.rows = rows;
+  options.seed = seed;
+  st = GenerateDemoData(options);
+  if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kAlreadyExists) {
+    return Fail(kExitUsage, st);
+  }
+  if (!st.ok()) return Fail(kExitFailure, st);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"Bridge: a zero-copy analytical gateway (DuckDB over files, served as Arrow)",
+               "bridge"};
+  app.require_subcommand(1);
+
+  Overrides serve_flags;
+  auto* serve = app.add_subcommand("serve", "serve the data folder");
+  serve_flags.AddCommon(*serve);
+  serve_flags.AddServer(*serve);
+
+  Overrides query_flags;
+  std::string format_name = "table";
+  std::string sql;
+  auto* query = app.add_subcommand("query", "run one query in-process and print the result");
+  query_flags.AddCommon(*query);
+  query->add_option("--format", format_name, "table|csv|json|ndjson|arrow")->capture_default_str();
+  query->add_option("sql", sql, "the SQL query")->required();
+
+  std::string demo_out;
+  int64_t demo_rows = 5'000'000;
+  uint64_t demo_seed = 42;
+  auto* gen_demo = app.add_subcommand("gen-demo", "write the deterministic demo dataset");
+  gen_demo->add_option("--out", demo_out, "output folder")->required();
+  gen_demo->add_option("--rows", demo_rows, "number of trips")->capture_default_str();
+  gen_demo->add_option("--seed", demo_seed, "seed of the generator")->capture_default_str();
+
+  auto* version = app.add_subcommand("version", "print Bridge's and DuckDB's versions");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "bridge: %s (see bridge --help)\n", e.what());
+    return kExitUsage;
+  }
+  if (serve->parsed()) return RunServe(serve_flags);
+  if (query->parsed()) return RunQuery(query_flags, format_name, sql);
+  if (gen_demo->parsed()) return RunGenDemo(demo_out, demo_rows, demo_seed);
+  if (version->parsed()) {
+    std::printf("bridge %s\nduckdb %s\n", kBridgeVersion, engine::DuckDBVersion().c_str());
+    return 0;
+  }
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace bridge::app
+
+int main(int argc, char** argv) { return bridge::app::Main(argc, argv); }

@@ -16,20 +16,29 @@ Result<int32_t> ParseInt(std::string_view text, std::string_view format) {
 
 Result<TimeUnit> ParseUnit(char c, std::string_view format) {
   switch (c) {
-    case 's': return TimeUnit::kSecond;
-    case 'm': return TimeUnit::kMilli;
-    case 'u': return TimeUnit::kMicro;
-    case 'n': return TimeUnit::kNano;
-    default: return InvalidArgument("arrow: bad time unit in format string '", format, "'");
+    case 's':
+      return TimeUnit::kSecond;
+    case 'm':
+      return TimeUnit::kMilli;
+    case 'u':
+      return TimeUnit::kMicro;
+    case 'n':
+      return TimeUnit::kNano;
+    default:
+      return InvalidArgument("arrow: bad time unit in format string '", format, "'");
   }
 }
 
 const char* UnitName(TimeUnit unit) {
   switch (unit) {
-    case TimeUnit::kSecond: return "s";
-    case TimeUnit::kMilli: return "ms";
-    case TimeUnit::kMicro: return "us";
-    case TimeUnit::kNano: return "ns";
+    case TimeUnit::kSecond:
+      return "s";
+    case TimeUnit::kMilli:
+      return "ms";
+    case TimeUnit::kMicro:
+      return "us";
+    case TimeUnit::kNano:
+      return "ns";
   }
   return "?";
 }
@@ -45,18 +54,22 @@ DataType Simple(TypeId id, int32_t bit_width = 0) {
 
 int32_t DataType::FixedBitWidth() const {
   switch (id) {
-    case TypeId::kBool: return 1;
+    case TypeId::kBool:
+      return 1;
     case TypeId::kInt8:
-    case TypeId::kUInt8: return 8;
+    case TypeId::kUInt8:
+      return 8;
     case TypeId::kInt16:
     case TypeId::kUInt16:
-    case TypeId::kFloat16: return 16;
+    case TypeId::kFloat16:
+      return 16;
     case TypeId::kInt32:
     case TypeId::kUInt32:
     case TypeId::kFloat32:
     case TypeId::kDate32:
     case TypeId::kTime32:
-    case TypeId::kIntervalMonths: return 32;
+    case TypeId::kIntervalMonths:
+      return 32;
     case TypeId::kInt64:
     case TypeId::kUInt64:
     case TypeId::kFloat64:
@@ -64,11 +77,16 @@ int32_t DataType::FixedBitWidth() const {
     case TypeId::kTime64:
     case TypeId::kTimestamp:
     case TypeId::kDuration:
-    case TypeId::kIntervalDayTime: return 64;
-    case TypeId::kIntervalMonthDayNano: return 128;
-    case TypeId::kDecimal: return bit_width;
-    case TypeId::kFixedSizeBinary: return fixed_size * 8;
-    default: return 0;
+    case TypeId::kIntervalDayTime:
+      return 64;
+    case TypeId::kIntervalMonthDayNano:
+      return 128;
+    case TypeId::kDecimal:
+      return bit_width;
+    case TypeId::kFixedSizeBinary:
+      return fixed_size * 8;
+    default:
+      return 0;
   }
 }
 
@@ -76,24 +94,42 @@ Result<DataType> ParseFormat(std::string_view f) {
   auto bad = [&] { return InvalidArgument("arrow: unsupported format string '", f, "'"); };
   if (f.size() == 1) {
     switch (f[0]) {
-      case 'n': return Simple(TypeId::kNull);
-      case 'b': return Simple(TypeId::kBool, 1);
-      case 'c': return Simple(TypeId::kInt8, 8);
-      case 'C': return Simple(TypeId::kUInt8, 8);
-      case 's': return Simple(TypeId::kInt16, 16);
-      case 'S': return Simple(TypeId::kUInt16, 16);
-      case 'i': return Simple(TypeId::kInt32, 32);
-      case 'I': return Simple(TypeId::kUInt32, 32);
-      case 'l': return Simple(TypeId::kInt64, 64);
-      case 'L': return Simple(TypeId::kUInt64, 64);
-      case 'e': return Simple(TypeId::kFloat16, 16);
-      case 'f': return Simple(TypeId::kFloat32, 32);
-      case 'g': return Simple(TypeId::kFloat64, 64);
-      case 'z': return Simple(TypeId::kBinary);
-      case 'Z': return Simple(TypeId::kLargeBinary);
-      case 'u': return Simple(TypeId::kUtf8);
-      case 'U': return Simple(TypeId::kLargeUtf8);
-      default: return bad();
+      case 'n':
+        return Simple(TypeId::kNull);
+      case 'b':
+        return Simple(TypeId::kBool, 1);
+      case 'c':
+        return Simple(TypeId::kInt8, 8);
+      case 'C':
+        return Simple(TypeId::kUInt8, 8);
+      case 's':
+        return Simple(TypeId::kInt16, 16);
+      case 'S':
+        return Simple(TypeId::kUInt16, 16);
+      case 'i':
+        return Simple(TypeId::kInt32, 32);
+      case 'I':
+        return Simple(TypeId::kUInt32, 32);
+      case 'l':
+        return Simple(TypeId::kInt64, 64);
+      case 'L':
+        return Simple(TypeId::kUInt64, 64);
+      case 'e':
+        return Simple(TypeId::kFloat16, 16);
+      case 'f':
+        return Simple(TypeId::kFloat32, 32);
+      case 'g':
+        return Simple(TypeId::kFloat64, 64);
+      case 'z':
+        return Simple(TypeId::kBinary);
+      case 'Z':
+        return Simple(TypeId::kLargeBinary);
+      case 'u':
+        return Simple(TypeId::kUtf8);
+      case 'U':
+        return Simple(TypeId::kLargeUtf8);
+      default:
+        return bad();
     }
   }
   if (f == "vz") return Simple(TypeId::kBinaryView);
@@ -179,50 +215,87 @@ Result<DataType> ParseFormat(std::string_view f) {
 
 std::string TypeName(const DataType& t) {
   switch (t.id) {
-    case TypeId::kNull: return "null";
-    case TypeId::kBool: return "bool";
-    case TypeId::kInt8: return "int8";
-    case TypeId::kUInt8: return "uint8";
-    case TypeId::kInt16: return "int16";
-    case TypeId::kUInt16: return "uint16";
-    case TypeId::kInt32: return "int32";
-    case TypeId::kUInt32: return "uint32";
-    case TypeId::kInt64: return "int64";
-    case TypeId::kUInt64: return "uint64";
-    case TypeId::kFloat16: return "float16";
-    case TypeId::kFloat32: return "float32";
-    case TypeId::kFloat64: return "float64";
-    case TypeId::kBinary: return "binary";
-    case TypeId::kLargeBinary: return "large_binary";
-    case TypeId::kBinaryView: return "binary_view";
-    case TypeId::kUtf8: return "utf8";
-    case TypeId::kLargeUtf8: return "large_utf8";
-    case TypeId::kUtf8View: return "utf8_view";
+    case TypeId::kNull:
+      return "null";
+    case TypeId::kBool:
+      return "bool";
+    case TypeId::kInt8:
+      return "int8";
+    case TypeId::kUInt8:
+      return "uint8";
+    case TypeId::kInt16:
+      return "int16";
+    case TypeId::kUInt16:
+      return "uint16";
+    case TypeId::kInt32:
+      return "int32";
+    case TypeId::kUInt32:
+      return "uint32";
+    case TypeId::kInt64:
+      return "int64";
+    case TypeId::kUInt64:
+      return "uint64";
+    case TypeId::kFloat16:
+      return "float16";
+    case TypeId::kFloat32:
+      return "float32";
+    case TypeId::kFloat64:
+      return "float64";
+    case TypeId::kBinary:
+      return "binary";
+    case TypeId::kLargeBinary:
+      return "large_binary";
+    case TypeId::kBinaryView:
+      return "binary_view";
+    case TypeId::kUtf8:
+      return "utf8";
+    case TypeId::kLargeUtf8:
+      return "large_utf8";
+    case TypeId::kUtf8View:
+      return "utf8_view";
     case TypeId::kDecimal:
       return StrCat("decimal", t.bit_width, "(", t.precision, ",", t.scale, ")");
-    case TypeId::kFixedSizeBinary: return StrCat("fixed_size_binary[", t.fixed_size, "]");
-    case TypeId::kDate32: return "date32";
-    case TypeId::kDate64: return "date64";
-    case TypeId::kTime32: return StrCat("time32[", UnitName(t.unit), "]");
-    case TypeId::kTime64: return StrCat("time64[", UnitName(t.unit), "]");
+    case TypeId::kFixedSizeBinary:
+      return StrCat("fixed_size_binary[", t.fixed_size, "]");
+    case TypeId::kDate32:
+      return "date32";
+    case TypeId::kDate64:
+      return "date64";
+    case TypeId::kTime32:
+      return StrCat("time32[", UnitName(t.unit), "]");
+    case TypeId::kTime64:
+      return StrCat("time64[", UnitName(t.unit), "]");
     case TypeId::kTimestamp:
-      return t.timezone.empty()
-                 ? StrCat("timestamp[", UnitName(t.unit), "]")
-                 : StrCat("timestamp[", UnitName(t.unit), ", tz=", t.timezone, "]");
-    case TypeId::kDuration: return StrCat("duration[", UnitName(t.unit), "]");
-    case TypeId::kIntervalMonths: return "interval[months]";
-    case TypeId::kIntervalDayTime: return "interval[day_time]";
-    case TypeId::kIntervalMonthDayNano: return "interval[month_day_nano]";
-    case TypeId::kList: return "list";
-    case TypeId::kLargeList: return "large_list";
-    case TypeId::kListView: return "list_view";
-    case TypeId::kLargeListView: return "large_list_view";
-    case TypeId::kFixedSizeList: return StrCat("fixed_size_list[", t.fixed_size, "]");
-    case TypeId::kStruct: return "struct";
-    case TypeId::kMap: return "map";
-    case TypeId::kDenseUnion: return "dense_union";
-    case TypeId::kSparseUnion: return "sparse_union";
-    case TypeId::kRunEndEncoded: return "run_end_encoded";
+      return t.timezone.empty() ? StrCat("timestamp[", UnitName(t.unit), "]")
+                                : StrCat("timestamp[", UnitName(t.unit), ", tz=", t.timezone, "]");
+    case TypeId::kDuration:
+      return StrCat("duration[", UnitName(t.unit), "]");
+    case TypeId::kIntervalMonths:
+      return "interval[months]";
+    case TypeId::kIntervalDayTime:
+      return "interval[day_time]";
+    case TypeId::kIntervalMonthDayNano:
+      return "interval[month_day_nano]";
+    case TypeId::kList:
+      return "list";
+    case TypeId::kLargeList:
+      return "large_list";
+    case TypeId::kListView:
+      return "list_view";
+    case TypeId::kLargeListView:
+      return "large_list_view";
+    case TypeId::kFixedSizeList:
+      return StrCat("fixed_size_list[", t.fixed_size, "]");
+    case TypeId::kStruct:
+      return "struct";
+    case TypeId::kMap:
+      return "map";
+    case TypeId::kDenseUnion:
+      return "dense_union";
+    case TypeId::kSparseUnion:
+      return "sparse_union";
+    case TypeId::kRunEndEncoded:
+      return "run_end_encoded";
   }
   return "?";
 }

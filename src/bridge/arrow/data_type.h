@@ -30,14 +30,14 @@ enum class TypeId {
   kUtf8,
   kLargeUtf8,
   kUtf8View,
-  kDecimal,  // precision, scale, bit_width (32, 64, 128 or 256)
+  kDecimal,          // precision, scale, bit_width (32, 64, 128 or 256)
   kFixedSizeBinary,  // fixed_size = byte width
-  kDate32,  // days
-  kDate64,  // milliseconds
-  kTime32,  // unit s or ms
-  kTime64,  // unit us or ns
-  kTimestamp,  // unit, timezone (empty = none)
-  kDuration,  // unit
+  kDate32,           // days
+  kDate64,           // milliseconds
+  kTime32,           // unit s or ms
+  kTime64,           // unit us or ns
+  kTimestamp,        // unit, timezone (empty = none)
+  kDuration,         // unit
   kIntervalMonths,
   kIntervalDayTime,
   kIntervalMonthDayNano,
@@ -48,7 +48,7 @@ enum class TypeId {
   kFixedSizeList,  // fixed_size = list size
   kStruct,
   kMap,
-  kDenseUnion,  // type_codes
+  kDenseUnion,   // type_codes
   kSparseUnion,  // type_codes
   kRunEndEncoded,
 };

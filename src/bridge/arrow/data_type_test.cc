@@ -49,8 +49,8 @@ TEST(ParseFormatTest, PrimitivesAndParameterizedTypes) {
 }
 
 TEST(ParseFormatTest, RejectsMalformedStrings) {
-  for (const char* bad : {"", "x", "d:", "d:10", "d:1,2,3,4", "d:10,2,100", "w:", "w:-1",
-                          "+w:abc", "tsx:", "ttq", "+ud:300", "+q"}) {
+  for (const char* bad : {"", "x", "d:", "d:10", "d:1,2,3,4", "d:10,2,100", "w:", "w:-1", "+w:abc",
+                          "tsx:", "ttq", "+ud:300", "+q"}) {
     EXPECT_STATUS(ParseFormat(bad), StatusCode::kInvalidArgument, "format string") << bad;
   }
 }

@@ -108,10 +108,10 @@ Status ToStatus(const Result<T>& r) {
 #define BRIDGE_CONCAT(a, b) BRIDGE_CONCAT_INNER(a, b)
 
 // Returns from the calling function if `expr` (a Status or Result) is not OK.
-#define BRIDGE_RETURN_NOT_OK(expr)                                         \
-  do {                                                                     \
-    ::bridge::Status _bridge_status = ::bridge::internal::ToStatus((expr));     \
-    if (!_bridge_status.ok()) return _bridge_status;                      \
+#define BRIDGE_RETURN_NOT_OK(expr)                                          \
+  do {                                                                      \
+    ::bridge::Status _bridge_status = ::bridge::internal::ToStatus((expr)); \
+    if (!_bridge_status.ok()) return _bridge_status;                        \
   } while (false)
 
 #define BRIDGE_ASSIGN_OR_RETURN_IMPL(tmp, lhs, rexpr) \
@@ -132,11 +132,11 @@ Status ToStatus(const Result<T>& r) {
 #else
 #include <cstdio>
 #include <cstdlib>
-#define BRIDGE_DCHECK(cond)                                                          \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
+#define BRIDGE_DCHECK(cond)                                                                 \
+  do {                                                                                      \
+    if (!(cond)) {                                                                          \
       std::fprintf(stderr, "%s:%d: BRIDGE_DCHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                  \
-    }                                                                                \
+      std::abort();                                                                         \
+    }                                                                                       \
   } while (false)
 #endif

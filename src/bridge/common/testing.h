@@ -9,20 +9,20 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-#define ASSERT_OK(expr)                                              \
-  do {                                                               \
-    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr));          \
-    ASSERT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
+#define ASSERT_OK(expr)                                                \
+  do {                                                                 \
+    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr)); \
+    ASSERT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString();   \
   } while (false)
 
-#define EXPECT_OK(expr)                                              \
-  do {                                                               \
-    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr));          \
-    EXPECT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString(); \
+#define EXPECT_OK(expr)                                                \
+  do {                                                                 \
+    const ::bridge::Status _st = ::bridge::internal::ToStatus((expr)); \
+    EXPECT_TRUE(_st.ok()) << #expr << " failed: " << _st.ToString();   \
   } while (false)
 
-#define BRIDGE_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                  \
-  auto tmp = (rexpr);                                                      \
+#define BRIDGE_ASSERT_OK_AND_ASSIGN_IMPL(tmp, lhs, rexpr)                    \
+  auto tmp = (rexpr);                                                        \
   ASSERT_TRUE(tmp.ok()) << #rexpr << " failed: " << tmp.status().ToString(); \
   lhs = std::move(tmp).value()
 
@@ -31,14 +31,13 @@
 
 // Expects that `expr` (a Status or Result) failed with `status_code` and a message
 // containing `substr`. More context can be streamed in with <<.
-#define EXPECT_STATUS(expr, status_code, substr)                                      \
-  EXPECT_TRUE(::bridge::testing::StatusIs(::bridge::internal::ToStatus((expr)), (status_code), \
-                                          (substr)))
+#define EXPECT_STATUS(expr, status_code, substr) \
+  EXPECT_TRUE(                                   \
+      ::bridge::testing::StatusIs(::bridge::internal::ToStatus((expr)), (status_code), (substr)))
 
 namespace bridge::testing {
 
-::testing::AssertionResult StatusIs(const Status& status, StatusCode code,
-                                    std::string_view substr);
+::testing::AssertionResult StatusIs(const Status& status, StatusCode code, std::string_view substr);
 
 // A fresh folder under the system temp folder, removed with everything in it on
 // destruction. Not thread-safe.
@@ -67,6 +66,35 @@ struct CommandResult {
 // Runs `argv` (argv[0] is a path) with stdin from /dev/null and returns its exit code,
 // stdout and stderr. Kills it after `timeout_seconds`.
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_seconds = 120);
+
+// A child process with stdout and stderr captured, for tests that run a server. Killed
+// on destruction if still running. Not thread-safe.
+class ChildProcess {
+ public:
+  // Starts `argv` (argv[0] is a path) with stdin from /dev/null.
+  static Result<std::unique_ptr<ChildProcess>> Start(const std::vector<std::string>& argv);
+  ~ChildProcess();
+
+  // Reads output until stderr+stdout contain `text` (returns true) or the process exits or
+  // `timeout_seconds` pass (returns false).
+  bool WaitForOutput(std::string_view text, int timeout_seconds = 30);
+  // Sends `signal` to the process.
+  void Signal(int signal);
+  // Waits up to `timeout_seconds` for the exit; returns the exit code, -1 if killed by a
+  // signal or still running (then it is killed).
+  int Wait(int timeout_seconds = 30);
+  // Everything read so far from stdout and stderr, interleaved.
+  const std::string& output() const { return output_; }
+
+ private:
+  ChildProcess() = default;
+  // Reads what is available within `timeout_ms`; returns false at end of output.
+  bool Pump(int timeout_ms);
+
+  int pid_ = -1;
+  int fd_ = -1;
+  std::string output_;
+};
 
 // Returns the path of the `bridge` binary under test (from $BRIDGE_BINARY).
 std::string BridgeBinary();

@@ -82,8 +82,8 @@ std::string TakeKeyword(std::string_view& sql) {
 
 Status CheckReadOnlyText(std::string_view sql) {
   static constexpr std::string_view kQueryWords[] = {
-      "SELECT", "WITH", "FROM", "VALUES", "TABLE", "DESCRIBE", "SHOW", "SUMMARIZE",
-      "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER"};
+      "SELECT", "WITH",      "FROM",  "VALUES",  "TABLE",       "DESCRIBE",
+      "SHOW",   "SUMMARIZE", "PIVOT", "UNPIVOT", "PIVOT_WIDER", "PIVOT_LONGER"};
   std::string_view rest = sql;
   std::string word = TakeKeyword(rest);
   if (word == "EXPLAIN") {
@@ -99,17 +99,16 @@ Status CheckReadOnlyText(std::string_view sql) {
   // Words that start no statement are left to DuckDB's parser, which reports them; every
   // prepared statement's type is checked again after preparing.
   static constexpr std::string_view kStatementWords[] = {
-      "COPY", "EXPORT", "IMPORT", "ATTACH", "DETACH", "INSTALL", "LOAD", "FORCE", "SET",
-      "RESET", "PRAGMA", "CALL", "CREATE", "DROP", "ALTER", "INSERT", "UPDATE", "DELETE",
-      "MERGE", "TRUNCATE", "BEGIN", "START", "COMMIT", "ROLLBACK", "ABORT", "END",
-      "CHECKPOINT", "VACUUM", "ANALYZE", "USE", "PREPARE", "EXECUTE", "DEALLOCATE", "UPDATE",
-      "COMMENT", "REPLACE", "UPSERT"};
+      "COPY",       "EXPORT", "IMPORT",     "ATTACH",   "DETACH",  "INSTALL", "LOAD",    "FORCE",
+      "SET",        "RESET",  "PRAGMA",     "CALL",     "CREATE",  "DROP",    "ALTER",   "INSERT",
+      "UPDATE",     "DELETE", "MERGE",      "TRUNCATE", "BEGIN",   "START",   "COMMIT",  "ROLLBACK",
+      "ABORT",      "END",    "CHECKPOINT", "VACUUM",   "ANALYZE", "USE",     "PREPARE", "EXECUTE",
+      "DEALLOCATE", "UPDATE", "COMMENT",    "REPLACE",  "UPSERT"};
   bool is_statement = false;
   for (std::string_view denied : kStatementWords) is_statement |= word == denied;
   if (!is_statement) return OkStatus();
   return PermissionDenied("engine: only read-only queries may run; ",
-                          word.empty() ? std::string("this") : word,
-                          " statements are not allowed");
+                          word.empty() ? std::string("this") : word, " statements are not allowed");
 }
 
 Status StatusFromDuckDB(duckdb_error_type type, std::string_view message) {
@@ -170,9 +169,9 @@ Status ConsumeErrorData(duckdb_error_data* error, std::string_view context) {
   if (*error == nullptr) return OkStatus();
   Status st = OkStatus();
   if (duckdb_error_data_has_error(*error)) {
-    st = WithContext(StatusFromDuckDB(duckdb_error_data_error_type(*error),
-                                      duckdb_error_data_message(*error)),
-                     context);
+    st = WithContext(
+        StatusFromDuckDB(duckdb_error_data_error_type(*error), duckdb_error_data_message(*error)),
+        context);
   }
   duckdb_destroy_error_data(error);
   return st;
@@ -209,30 +208,54 @@ Result<TextTable> RunTextQuery(duckdb_connection conn, std::string_view sql) {
 
 std::string_view StatementTypeName(duckdb_statement_type type) {
   switch (type) {
-    case DUCKDB_STATEMENT_TYPE_SELECT: return "SELECT";
-    case DUCKDB_STATEMENT_TYPE_INSERT: return "INSERT";
-    case DUCKDB_STATEMENT_TYPE_UPDATE: return "UPDATE";
-    case DUCKDB_STATEMENT_TYPE_EXPLAIN: return "EXPLAIN";
-    case DUCKDB_STATEMENT_TYPE_DELETE: return "DELETE";
-    case DUCKDB_STATEMENT_TYPE_PREPARE: return "PREPARE";
-    case DUCKDB_STATEMENT_TYPE_CREATE: return "CREATE";
-    case DUCKDB_STATEMENT_TYPE_EXECUTE: return "EXECUTE";
-    case DUCKDB_STATEMENT_TYPE_ALTER: return "ALTER";
-    case DUCKDB_STATEMENT_TYPE_TRANSACTION: return "transaction";
-    case DUCKDB_STATEMENT_TYPE_COPY: return "COPY";
-    case DUCKDB_STATEMENT_TYPE_ANALYZE: return "ANALYZE";
-    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET: return "SET VARIABLE";
-    case DUCKDB_STATEMENT_TYPE_CREATE_FUNC: return "CREATE FUNCTION";
-    case DUCKDB_STATEMENT_TYPE_DROP: return "DROP";
-    case DUCKDB_STATEMENT_TYPE_EXPORT: return "EXPORT";
-    case DUCKDB_STATEMENT_TYPE_PRAGMA: return "PRAGMA";
-    case DUCKDB_STATEMENT_TYPE_VACUUM: return "VACUUM";
-    case DUCKDB_STATEMENT_TYPE_CALL: return "CALL";
-    case DUCKDB_STATEMENT_TYPE_SET: return "SET";
-    case DUCKDB_STATEMENT_TYPE_LOAD: return "LOAD/INSTALL";
-    case DUCKDB_STATEMENT_TYPE_ATTACH: return "ATTACH";
-    case DUCKDB_STATEMENT_TYPE_DETACH: return "DETACH";
-    default: return "this kind of";
+    case DUCKDB_STATEMENT_TYPE_SELECT:
+      return "SELECT";
+    case DUCKDB_STATEMENT_TYPE_INSERT:
+      return "INSERT";
+    case DUCKDB_STATEMENT_TYPE_UPDATE:
+      return "UPDATE";
+    case DUCKDB_STATEMENT_TYPE_EXPLAIN:
+      return "EXPLAIN";
+    case DUCKDB_STATEMENT_TYPE_DELETE:
+      return "DELETE";
+    case DUCKDB_STATEMENT_TYPE_PREPARE:
+      return "PREPARE";
+    case DUCKDB_STATEMENT_TYPE_CREATE:
+      return "CREATE";
+    case DUCKDB_STATEMENT_TYPE_EXECUTE:
+      return "EXECUTE";
+    case DUCKDB_STATEMENT_TYPE_ALTER:
+      return "ALTER";
+    case DUCKDB_STATEMENT_TYPE_TRANSACTION:
+      return "transaction";
+    case DUCKDB_STATEMENT_TYPE_COPY:
+      return "COPY";
+    case DUCKDB_STATEMENT_TYPE_ANALYZE:
+      return "ANALYZE";
+    case DUCKDB_STATEMENT_TYPE_VARIABLE_SET:
+      return "SET VARIABLE";
+    case DUCKDB_STATEMENT_TYPE_CREATE_FUNC:
+      return "CREATE FUNCTION";
+    case DUCKDB_STATEMENT_TYPE_DROP:
+      return "DROP";
+    case DUCKDB_STATEMENT_TYPE_EXPORT:
+      return "EXPORT";
+    case DUCKDB_STATEMENT_TYPE_PRAGMA:
+      return "PRAGMA";
+    case DUCKDB_STATEMENT_TYPE_VACUUM:
+      return "VACUUM";
+    case DUCKDB_STATEMENT_TYPE_CALL:
+      return "CALL";
+    case DUCKDB_STATEMENT_TYPE_SET:
+      return "SET";
+    case DUCKDB_STATEMENT_TYPE_LOAD:
+      return "LOAD/INSTALL";
+    case DUCKDB_STATEMENT_TYPE_ATTACH:
+      return "ATTACH";
+    case DUCKDB_STATEMENT_TYPE_DETACH:
+      return "DETACH";
+    default:
+      return "this kind of";
   }
 }
 

@@ -90,9 +90,8 @@ struct LogicalTypes {
 
 Result<ipc::OwnedSchema> MakeArrowSchema(duckdb_arrow_options options, LogicalTypes& columns) {
   ipc::OwnedSchema schema;
-  duckdb_error_data error = duckdb_to_arrow_schema(options, columns.types.data(),
-                                                   columns.names.data(), columns.types.size(),
-                                                   schema.out());
+  duckdb_error_data error = duckdb_to_arrow_schema(
+      options, columns.types.data(), columns.names.data(), columns.types.size(), schema.out());
   BRIDGE_RETURN_NOT_OK(internal::ConsumeErrorData(&error, "engine: result schema"));
   return schema;
 }
@@ -377,7 +376,8 @@ Result<std::unique_ptr<BatchStream>> PreparedStatementImpl::Execute(std::span<co
   uint64_t seq = session_.BeginQuery(options.timeout);
   duckdb_result result;
   if (duckdb_execute_prepared_streaming(stmt_, &result) != DuckDBSuccess) {
-    Status st = session_.QueryError(duckdb_result_error_type(&result), duckdb_result_error(&result));
+    Status st =
+        session_.QueryError(duckdb_result_error_type(&result), duckdb_result_error(&result));
     duckdb_destroy_result(&result);
     session_.EndQuery(seq);
     return st;
@@ -467,8 +467,7 @@ Result<std::unique_ptr<Database>> Database::Open(const EngineOptions& given) {
     return InvalidArgument("engine: threads must be >= 0, got ", options.threads);
   }
   if (options.max_sessions < 1 || options.max_sessions > 10000) {
-    return InvalidArgument("engine: max_sessions must be in 1..10000, got ",
-                           options.max_sessions);
+    return InvalidArgument("engine: max_sessions must be in 1..10000, got ", options.max_sessions);
   }
 
   duckdb_config config = nullptr;
@@ -510,8 +509,7 @@ Result<std::unique_ptr<Database>> Database::Open(const EngineOptions& given) {
   std::string allowed = "[" + QuoteString(DirWithSlash(options.data_dir));
   if (!options.cache_dir.empty()) allowed += ", " + QuoteString(DirWithSlash(options.cache_dir));
   allowed += "]";
-  std::vector<std::string> statements = {
-  };
+  std::vector<std::string> statements = {};
   if (!options.cache_dir.empty()) {
     statements.push_back("SET GLOBAL temp_directory = " +
                          QuoteString((options.cache_dir / "duckdb-tmp").string()));

@@ -33,7 +33,7 @@ std::unique_ptr<Fixture> Open(int threads = 2) {
   EXPECT_TRUE(db.ok()) << db.status();
   f->db = std::move(db).value();
   EXPECT_OK(f->db->ExecuteTrusted("CREATE VIEW small AS SELECT * FROM read_csv(" +
-                                   QuoteString((f->data.path() / "small.csv").string()) + ")"));
+                                  QuoteString((f->data.path() / "small.csv").string()) + ")"));
   auto session = f->db->Connect();
   EXPECT_TRUE(session.ok()) << session.status();
   f->session = std::move(session).value();
@@ -108,8 +108,9 @@ TEST(EngineTest, EarlyStopLetsTheSessionRunTheNextQuery) {
 
 TEST(EngineTest, PreparedStatementBindsParameters) {
   auto f = Open();
-  ASSERT_OK_AND_ASSIGN(auto stmt, f->session->Prepare(
-                                      "SELECT a, b FROM small WHERE a >= $1 AND b <> $2 ORDER BY a"));
+  ASSERT_OK_AND_ASSIGN(
+      auto stmt,
+      f->session->Prepare("SELECT a, b FROM small WHERE a >= $1 AND b <> $2 ORDER BY a"));
   EXPECT_EQ(stmt->parameter_count(), 2u);
   ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema schema, stmt->ResultSchema());
   ASSERT_EQ(schema->n_children, 2);
@@ -193,9 +194,9 @@ TEST(EngineTest, LockdownRefusesEverythingButReadingTheAllowedFolders) {
   EXPECT_FALSE(std::filesystem::exists(f->data.path() / "export"));
   EXPECT_FALSE(std::filesystem::exists(f->data.path() / "x.csv"));
   // Queries written in other shapes than a plain SELECT are still queries.
-  for (const char* sql : {"WITH t AS (SELECT 1 AS a) SELECT * FROM t", "FROM small",
-                          "-- comment\n(SELECT 1)", "DESCRIBE small", "EXPLAIN SELECT 1",
-                          "VALUES (1), (2)"}) {
+  for (const char* sql :
+       {"WITH t AS (SELECT 1 AS a) SELECT * FROM t", "FROM small", "-- comment\n(SELECT 1)",
+        "DESCRIBE small", "EXPLAIN SELECT 1", "VALUES (1), (2)"}) {
     auto stream = f->session->Query(sql);
     EXPECT_TRUE(stream.ok()) << sql << ": " << stream.status();
   }
@@ -203,10 +204,9 @@ TEST(EngineTest, LockdownRefusesEverythingButReadingTheAllowedFolders) {
   EXPECT_STATUS(f->db->ExecuteTrusted("SET enable_external_access = true"),
                 StatusCode::kInvalidArgument, "locked");
   // Reading inside the data folder works.
-  ASSERT_OK_AND_ASSIGN(auto stream,
-                       f->session->Query("SELECT sum(a) AS s FROM read_csv(" +
-                                         QuoteString((f->data.path() / "small.csv").string()) +
-                                         ")"));
+  ASSERT_OK_AND_ASSIGN(
+      auto stream, f->session->Query("SELECT sum(a) AS s FROM read_csv(" +
+                                     QuoteString((f->data.path() / "small.csv").string()) + ")"));
   ASSERT_OK_AND_ASSIGN(ipc::OwnedArray batch, stream->Next());
   EXPECT_EQ(Int64At(batch, 0, 0), 6);
 }
@@ -331,8 +331,9 @@ int64_t PeakRssKb() {
 TEST(EngineTest, HundredMillionRowScanStreamsInBoundedMemory) {
   auto f = Open();
   int64_t before = PeakRssKb();
-  ASSERT_OK_AND_ASSIGN(auto stream,
-                       f->session->Query("SELECT range AS id, range * 0.5 AS half FROM range(100000000)"));
+  ASSERT_OK_AND_ASSIGN(
+      auto stream,
+      f->session->Query("SELECT range AS id, range * 0.5 AS half FROM range(100000000)"));
   auto [batches, rows] = Drain(*stream);
   EXPECT_EQ(rows, 100000000);
   EXPECT_GE(batches, 100000000 / 2048);

@@ -1,0 +1,156 @@
+#include "bridge/app/config.h"
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "toml++/toml.h"
+
+namespace bridge::app {
+namespace {
+
+using Setter = std::function<Status(const toml::node&, const std::string& key)>;
+
+Status WrongType(const std::string& key, const char* expected) {
+  return InvalidArgument("config: key '", key, "' must be ", expected);
+}
+
+Setter Int(int& target, int64_t lo, int64_t hi) {
+  return [&target, lo, hi](const toml::node& node, const std::string& key) -> Status {
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v) return WrongType(key, "an integer");
+    if (*v < lo || *v > hi) {
+      return InvalidArgument("config: key '", key, "' = ", *v, " is out of range ", lo, "..", hi);
+    }
+    target = static_cast<int>(*v);
+    return OkStatus();
+  };
+}
+
+Setter Int64(int64_t& target, int64_t lo, int64_t hi) {
+  return [&target, lo, hi](const toml::node& node, const std::string& key) -> Status {
+    auto v = node.value<int64_t>();
+    if (!node.is_integer() || !v) return WrongType(key, "an integer");
+    if (*v < lo || *v > hi) {
+      return InvalidArgument("config: key '", key, "' = ", *v, " is out of range ", lo, "..", hi);
+    }
+    target = *v;
+    return OkStatus();
+  };
+}
+
+Setter Bool(bool& target) {
+  return [&target](const toml::node& node, const std::string& key) -> Status {
+    if (!node.is_boolean()) return WrongType(key, "true or false");
+    target = *node.value<bool>();
+    return OkStatus();
+  };
+}
+
+template <typename T>
+Setter Text(T& target) {
+  return [&target](const toml::node& node, const std::string& key) -> Status {
+    if (!node.is_string()) return WrongType(key, "a string");
+    target = T(*node.value<std::string>());
+    return OkStatus();
+  };
+}
+
+std::map<std::string, Setter> Setters(Config& c) {
+  return {
+      {"data_dir", Text(c.data_dir)},
+      {"server.http_host", Text(c.http_host)},
+      {"server.http_port", Int(c.http_port, 0, 65535)},
+      {"server.flight_port", Int(c.flight_port, 0, 65535)},
+      {"engine.threads", Int(c.threads, 0, 1024)},
+      {"engine.memory_limit", Text(c.memory_limit)},
+      {"engine.max_sessions", Int(c.max_sessions, 1, 10000)},
+      {"engine.query_timeout_ms", Int64(c.query_timeout_ms, 0, int64_t{1} << 40)},
+      {"catalog.watch", Bool(c.watch)},
+      {"catalog.debounce_ms", Int64(c.debounce_ms, 0, 600000)},
+      {"cache.dir", Text(c.cache_dir)},
+      {"log.level", Text(c.log_level)},
+      {"log.format", Text(c.log_format)},
+  };
+}
+
+Status Apply(const toml::table& table, const std::string& prefix,
+             std::map<std::string, Setter>& setters) {
+  for (const auto& [name, node] : table) {
+    std::string key =
+        prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
+    if (const toml::table* sub = node.as_table()) {
+      BRIDGE_RETURN_NOT_OK(Apply(*sub, key, setters));
+      continue;
+    }
+    auto it = setters.find(key);
+    if (it == setters.end()) return InvalidArgument("config: unknown key '", key, "'");
+    BRIDGE_RETURN_NOT_OK(it->second(node, key));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status LoadConfigFile(const std::filesystem::path& path, Config& config) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return NotFound("config: cannot read '", path.string(), "'");
+  }
+  toml::table table;
+  try {
+    table = toml::parse_file(path.string());
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    return InvalidArgument("config: ", path.string(), ":", where.line, ":", where.column, ": ",
+                           std::string(e.description()));
+  }
+  Config updated = config;
+  auto setters = Setters(updated);
+  BRIDGE_RETURN_NOT_OK(Apply(table, "", setters));
+  // Relative paths in the file are relative to the file's folder.
+  auto base = path.parent_path();
+  if (!updated.data_dir.empty() && updated.data_dir.is_relative()) {
+    updated.data_dir = base / updated.data_dir;
+  }
+  if (!updated.cache_dir.empty() && updated.cache_dir.is_relative()) {
+    updated.cache_dir = base / updated.cache_dir;
+  }
+  config = std::move(updated);
+  return OkStatus();
+}
+
+Status ValidateConfig(const Config& c) {
+  auto port = [](const char* key, int value) -> Status {
+    if (value < 0 || value > 65535) {
+      return InvalidArgument("config: ", key, " = ", value, " is not a port (0..65535)");
+    }
+    return OkStatus();
+  };
+  BRIDGE_RETURN_NOT_OK(port("server.http_port", c.http_port));
+  BRIDGE_RETURN_NOT_OK(port("server.flight_port", c.flight_port));
+  if (c.threads < 0) return InvalidArgument("config: engine.threads must be >= 0");
+  if (c.max_sessions < 1) return InvalidArgument("config: engine.max_sessions must be >= 1");
+  if (c.query_timeout_ms < 0) {
+    return InvalidArgument("config: engine.query_timeout_ms must be >= 0");
+  }
+  if (c.debounce_ms < 0) return InvalidArgument("config: catalog.debounce_ms must be >= 0");
+  if (c.log_format != "text" && c.log_format != "json") {
+    return InvalidArgument("config: log.format must be 'text' or 'json', got '", c.log_format, "'");
+  }
+  return OkStatus();
+}
+
+std::filesystem::path ResolveCacheDir(const Config& config) {
+  if (!config.cache_dir.empty()) return config.cache_dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return std::filesystem::path(xdg) / "bridge";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return std::filesystem::path(home) / ".cache" / "bridge";
+  }
+  return std::filesystem::temp_directory_path() / "bridge-cache";
+}
+
+}  // namespace bridge::app
