@@ -67,6 +67,8 @@ std::map<std::string, Setter> Setters(Config& c) {
       {"engine.memory_limit", Text(c.memory_limit)},
       {"engine.max_sessions", Int(c.max_sessions, 1, 10000)},
       {"engine.query_timeout_ms", Int64(c.query_timeout_ms, 0, int64_t{1} << 40)},
+      {"engine.batch_rows", Int64(c.batch_rows, 0, int64_t{1} << 31)},
+      {"engine.batch_bytes", Int64(c.batch_bytes, 0, int64_t{1} << 40)},
       {"catalog.watch", Bool(c.watch)},
       {"catalog.debounce_ms", Int64(c.debounce_ms, 0, 600000)},
       {"cache.dir", Text(c.cache_dir)},
@@ -135,6 +137,8 @@ Status ValidateConfig(const Config& c) {
   if (c.query_timeout_ms < 0) {
     return InvalidArgument("config: engine.query_timeout_ms must be >= 0");
   }
+  if (c.batch_rows < 0) return InvalidArgument("config: engine.batch_rows must be >= 0");
+  if (c.batch_bytes < 0) return InvalidArgument("config: engine.batch_bytes must be >= 0");
   if (c.debounce_ms < 0) return InvalidArgument("config: catalog.debounce_ms must be >= 0");
   if (c.log_format != "text" && c.log_format != "json") {
     return InvalidArgument("config: log.format must be 'text' or 'json', got '", c.log_format, "'");

@@ -24,6 +24,8 @@ struct Config {
   std::string memory_limit;  // "" = DuckDB's default
   int max_sessions = 64;
   int64_t query_timeout_ms = 0;  // 0 = none
+  int64_t batch_rows = 0;        // 0 = one batch per DuckDB chunk (no copy)
+  int64_t batch_bytes = 0;       // 0 = no byte target
 
   // [catalog]
   bool watch = true;

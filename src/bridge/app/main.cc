@@ -4,8 +4,10 @@
 // (missing data folder, bad port, unreadable config). Errors are one line on stderr.
 #include <signal.h>
 
+#include <cctype>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "CLI/CLI.hpp"
@@ -40,6 +42,8 @@ struct Overrides {
   std::optional<std::string> memory_limit;
   std::optional<int> max_sessions;
   std::optional<int64_t> query_timeout_ms;
+  std::optional<int64_t> batch_rows;
+  std::optional<int64_t> batch_bytes;
   std::optional<bool> watch;
   std::optional<int64_t> debounce_ms;
   std::optional<std::string> cache_dir;
@@ -54,6 +58,11 @@ struct Overrides {
                    "DuckDB memory limit, e.g. 4GB (engine.memory_limit)");
     cmd.add_option("--query-timeout-ms", query_timeout_ms,
                    "per-query timeout, 0 = none (engine.query_timeout_ms)");
+    cmd.add_option("--batch-rows", batch_rows,
+                   "coalesce DuckDB chunks into batches of this many rows, 0 = one batch per "
+                   "chunk (engine.batch_rows)");
+    cmd.add_option("--batch-bytes", batch_bytes,
+                   "coalesce DuckDB chunks up to this many bytes, 0 = off (engine.batch_bytes)");
     cmd.add_option("--cache-dir", cache_dir, "result cache folder (cache.dir)");
     cmd.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (log.level)");
     cmd.add_option("--log-format", log_format, "text|json (log.format)");
@@ -84,6 +93,8 @@ struct Overrides {
     if (memory_limit) c.memory_limit = *memory_limit;
     if (max_sessions) c.max_sessions = *max_sessions;
     if (query_timeout_ms) c.query_timeout_ms = *query_timeout_ms;
+    if (batch_rows) c.batch_rows = *batch_rows;
+    if (batch_bytes) c.batch_bytes = *batch_bytes;
     if (watch) c.watch = *watch;
     if (debounce_ms) c.debounce_ms = *debounce_ms;
     if (cache_dir) c.cache_dir = *cache_dir;
@@ -114,14 +125,28 @@ struct Opened {
   std::unique_ptr<catalog::Catalog> catalog;
 };
 
-Result<Opened> OpenDataFolder(const Config& c, bool watch) {
+Result<Opened> OpenDataFolder(const engine::EngineOptions& engine_options,
+                              const catalog::CatalogOptions& catalog_options) {
   Opened opened;
-  BRIDGE_ASSIGN_OR_RETURN(opened.db, engine::Database::Open(EngineOptionsOf(c)));
-  catalog::CatalogOptions options;
-  options.watch = watch;
-  options.debounce = std::chrono::milliseconds(c.debounce_ms);
-  BRIDGE_ASSIGN_OR_RETURN(opened.catalog, catalog::Catalog::Open(*opened.db, options));
+  BRIDGE_ASSIGN_OR_RETURN(opened.db, engine::Database::Open(engine_options));
+  BRIDGE_ASSIGN_OR_RETURN(opened.catalog, catalog::Catalog::Open(*opened.db, catalog_options));
   return opened;
+}
+
+// Returns the words of `sql` (runs of letters, digits and underscores), lower-cased.
+std::set<std::string> WordsOf(std::string_view sql) {
+  std::set<std::string> words;
+  std::string word;
+  for (char c : sql) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (!word.empty()) {
+      words.insert(std::move(word));
+      word.clear();
+    }
+  }
+  if (!word.empty()) words.insert(std::move(word));
+  return words;
 }
 
 int RunServe(const Overrides& flags) {
@@ -134,7 +159,10 @@ int RunServe(const Overrides& flags) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto opened = OpenDataFolder(*config, config->watch);
+  catalog::CatalogOptions catalog_options;
+  catalog_options.watch = config->watch;
+  catalog_options.debounce = std::chrono::milliseconds(config->debounce_ms);
+  auto opened = OpenDataFolder(EngineOptionsOf(*config), catalog_options);
   if (!opened.ok()) return Fail(kExitUsage, opened.status());
   auto& catalog = *opened->catalog;
   catalog.SetListener([](const std::vector<catalog::TableChange>& changes) {
@@ -181,12 +209,28 @@ int RunQuery(const Overrides& flags, const std::string& format_name, const std::
   }
   auto format = format::ParseTextFormat(format_name);
   if (!format.ok()) return Fail(kExitUsage, format.status());
-  auto opened = OpenDataFolder(*config, /*watch=*/false);
+  // One query, one session: only the tables the SQL mentions get a view, and none is
+  // described (see the engine benchmark in README).
+  engine::EngineOptions engine_options = EngineOptionsOf(*config);
+  engine_options.max_sessions = 1;
+  catalog::CatalogOptions catalog_options;
+  catalog_options.watch = false;
+  catalog_options.describe = false;
+  // Table names are identifiers ([A-Za-z0-9_]), so a table is mentioned iff its lower-cased
+  // name is one of the words (string literals included: query_table('trips') counts).
+  catalog_options.include = [words = WordsOf(sql)](std::string_view name) {
+    std::string lower(name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return words.contains(lower);
+  };
+  auto opened = OpenDataFolder(engine_options, catalog_options);
   if (!opened.ok()) return Fail(kExitUsage, opened.status());
   auto session = opened->db->Connect();
   if (!session.ok()) return Fail(kExitFailure, session.status());
   engine::QueryOptions options;
   options.timeout = std::chrono::milliseconds(config->query_timeout_ms);
+  options.batch_rows = config->batch_rows;
+  options.batch_bytes = config->batch_bytes;
   auto stream = (*session)->Query(sql, {}, options);
   if (!stream.ok()) return Fail(kExitFailure, stream.status());
   auto writer = format::RowWriter::Make(*format, (*stream)->schema());

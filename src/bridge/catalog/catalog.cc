@@ -129,6 +129,7 @@ TableInfo CatalogImpl::Materialize(const TableSource& source) {
   Status created = db_.ExecuteTrusted(StrCat("CREATE OR REPLACE VIEW ", view, " AS SELECT * FROM ",
                                              internal::ReaderCall(data_dir_, source)));
   if (!created.ok()) return fail(created);
+  if (!options_.describe) return info;
   auto described = db_.QueryTrusted("DESCRIBE " + view);
   if (!described.ok()) return fail(described.status());
   for (const auto& row : described->rows) {
@@ -160,6 +161,10 @@ uint64_t CatalogImpl::Publish(const std::string& key, TableInfo info) {
 Result<std::vector<TableChange>> CatalogImpl::Refresh() {
   std::lock_guard refresh_lock(refresh_mu_);
   BRIDGE_ASSIGN_OR_RETURN(auto scanned, internal::ScanDataFolder(data_dir_));
+  if (options_.include) {
+    std::erase_if(scanned,
+                  [this](const auto& entry) { return !options_.include(entry.second.name); });
+  }
   std::vector<TableChange> changes;
 
   for (auto it = sources_.begin(); it != sources_.end() && !stopping_.load();) {

@@ -72,6 +72,13 @@ struct CatalogOptions {
   // The watcher refreshes once the folder has been quiet for this long after a change (and
   // at the latest 10 times this long after the first change, for files that keep growing).
   std::chrono::milliseconds debounce{200};
+  // Tables to serve; null = all. A one-shot client (`bridge query`) passes the names its
+  // SQL mentions, so views it cannot use cost nothing (binding a CSV or JSON view samples
+  // the file). Filtered-out tables are not listed.
+  std::function<bool(std::string_view name)> include;
+  // Fill in TableInfo::columns and ::rows (a DESCRIBE and, for Parquet, a footer read per
+  // table). Off for one-shot clients that only query.
+  bool describe = true;
 };
 
 // The tables of one data folder. Create with Open.

@@ -266,6 +266,24 @@ TEST(CatalogTest, EachFileOfEachFormatBecomesAView) {
   EXPECT_THAT(h.Query("SELECT n FROM more"), HasRows(ElementsAre(ElementsAre("7"))));
 }
 
+TEST(CatalogTest, IncludeFilterAndDescribeOffServeOnlyWhatAQueryNeeds) {
+  Harness h;
+  h.WriteParquet("sales.parquet", "SELECT range AS id FROM range(5)");
+  WriteFile(h.dir() / "people.csv", "id,name\n1,ann\n");
+  CatalogOptions options{.watch = false};
+  options.include = [](std::string_view name) { return name == "sales"; };
+  options.describe = false;
+  ASSERT_OK(h.OpenCatalog(options));
+  std::vector<TableInfo> tables = h.catalog().Tables();
+  ASSERT_THAT(Names(tables), ElementsAre("sales"));
+  EXPECT_TRUE(tables[0].columns.empty());
+  EXPECT_FALSE(tables[0].rows.has_value());
+  EXPECT_EQ(tables[0].file_count, 1);
+  EXPECT_THAT(h.Query("SELECT sum(id)::VARCHAR FROM sales"),
+              HasRows(ElementsAre(ElementsAre("10"))));
+  EXPECT_STATUS(h.Query("SELECT * FROM people"), StatusCode::kNotFound, "people");
+}
+
 TEST(CatalogTest, FolderIsOneViewOverAllItsFilesRecursively) {
   Harness h;
   WriteFile(h.dir() / "trips" / "a.csv", "id,v\n1,10\n");

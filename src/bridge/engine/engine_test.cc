@@ -92,6 +92,32 @@ TEST(EngineTest, StreamsManyChunksAsArrowBatches) {
   EXPECT_FALSE(after.valid());
 }
 
+TEST(EngineTest, CoalescesChunksWhenAskedTo) {
+  auto f = Open();
+  QueryOptions options;
+  options.batch_rows = 5000;
+  ASSERT_OK_AND_ASSIGN(
+      auto stream,
+      f->session->Query("SELECT range AS i, 'v' || range AS s FROM range(12000)", {}, options));
+  std::vector<int64_t> lengths;
+  int64_t expected = 0;
+  for (;;) {
+    ASSERT_OK_AND_ASSIGN(ipc::OwnedArray batch, stream->Next());
+    if (!batch.valid()) break;
+    lengths.push_back(batch->length);
+    for (int64_t r = 0; r < batch->length; ++r) {
+      ASSERT_EQ(Int64At(batch, 0, r), expected++);
+    }
+  }
+  // 2048-row chunks gathered until >= 5000 rows: 3 chunks (6144), 3 (6144 -> end at 12000).
+  EXPECT_EQ(lengths, (std::vector<int64_t>{6144, 5856}));
+
+  options = QueryOptions();
+  options.batch_bytes = 1;  // any chunk reaches it: one batch per chunk
+  ASSERT_OK_AND_ASSIGN(stream, f->session->Query("SELECT * FROM range(5000)", {}, options));
+  EXPECT_EQ(Drain(*stream), (std::pair<int64_t, int64_t>{3, 5000}));
+}
+
 TEST(EngineTest, EarlyStopLetsTheSessionRunTheNextQuery) {
   auto f = Open();
   {
