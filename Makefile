@@ -6,7 +6,7 @@ DEMO_DIR ?= demo-data
 DEMO_ROWS ?= 5000000
 ARGS ?=
 
-.PHONY: all build bootstrap configure run test bench asan-test clean
+.PHONY: all build binary bootstrap configure run test bench asan-test clean
 
 all: build
 
@@ -21,12 +21,16 @@ configure: $(BUILD_DIR)/build.ninja
 build: configure
 	cmake --build --preset $(PRESET)
 
-$(DEMO_DIR)/.complete: | build
+# The binary alone (what `make run` needs), without the tests and benchmarks.
+binary: configure
+	cmake --build --preset $(PRESET) --target bridge
+
+$(DEMO_DIR)/.complete: | binary
 	$(BRIDGE) gen-demo --out $(DEMO_DIR) --rows $(DEMO_ROWS)
 	touch $@
 
 run: bootstrap
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory binary
 	@$(MAKE) --no-print-directory $(DEMO_DIR)/.complete
 	$(BRIDGE) serve --data $(DEMO_DIR) $(ARGS)
 
