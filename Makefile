@@ -5,8 +5,10 @@ BRIDGE := $(BUILD_DIR)/bridge
 DEMO_DIR ?= demo-data
 DEMO_ROWS ?= 5000000
 ARGS ?=
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
 
-.PHONY: all build binary bootstrap configure run test bench asan-test clean
+.PHONY: all build binary bootstrap configure run test test-asan fuzz bench clean
 
 all: build
 
@@ -34,9 +36,22 @@ run: bootstrap
 	@$(MAKE) --no-print-directory $(DEMO_DIR)/.complete
 	$(BRIDGE) serve --data $(DEMO_DIR) $(ARGS)
 
+# The whole suite: unit, integration and interop tests; then the IPC decoders again under
+# ASan + UBSan (every bad input), and a short fuzzing smoke run of each decoder.
 test: bootstrap
 	@$(MAKE) --no-print-directory build
 	ctest --preset $(PRESET)
+	@$(MAKE) --no-print-directory test-asan
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz
+
+ASAN_TESTS := bad_input_test reader_test golden_test
+test-asan:
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan --target $(ASAN_TESTS)
+	ctest --preset asan -R 'BadInputTest|ReaderTest|ReaderGoldenTest|GoldenTest|GoldenFilesTest'
+
+fuzz: bootstrap
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
 
 bench: bootstrap
 	@$(MAKE) --no-print-directory build

@@ -28,7 +28,9 @@ function(bridge_sanitize target)
 endfunction()
 
 # bridge_add_test(NAME SOURCES ... DEPS ...): a GoogleTest binary whose tests ctest runs
-# one by one.
+# one by one. The test presets (CMakePresets.json) set $BRIDGE_BINARY (the `bridge`
+# binary: a test that runs it must add_dependencies on it), $BRIDGE_SOURCE_DIR and
+# $BRIDGE_SHARED_DIR (../shared: golden files).
 function(bridge_add_test name)
   if(NOT BRIDGE_BUILD_TESTS)
     return()
@@ -38,10 +40,7 @@ function(bridge_add_test name)
   target_compile_options(${name} PRIVATE ${BRIDGE_WARNINGS})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} bridge_testing GTest::gmock_main)
   bridge_sanitize(${name})
-  gtest_discover_tests(${name}
-    DISCOVERY_TIMEOUT 60
-    PROPERTIES ENVIRONMENT
-      "BRIDGE_BINARY=$<TARGET_FILE:bridge>;BRIDGE_SOURCE_DIR=${PROJECT_SOURCE_DIR};BRIDGE_SHARED_DIR=${PROJECT_SOURCE_DIR}/../shared")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # bridge_add_bench(NAME SOURCES ... DEPS ...): a Google Benchmark binary.

@@ -1,6 +1,8 @@
 // End-to-end tests of the `bridge` command line: exit codes, output, the demo data.
 #include <signal.h>
 
+#include <fstream>
+
 #include "bridge/common/testing.h"
 
 namespace bridge {
@@ -17,6 +19,15 @@ using ::testing::HasSubstr;
 CommandResult Bridge(std::vector<std::string> args) {
   args.insert(args.begin(), BridgeBinary());
   return RunCommand(args);
+}
+
+// Returns the first `n` bytes of the file at `path`.
+std::string arrow_prefix(const std::filesystem::path& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(n, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(n));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return bytes;
 }
 
 // Returns the number of lines of `text`.
@@ -98,6 +109,47 @@ TEST(CliTest, QueryErrorsExitOneWithDuckDBsMessage) {
                                   "WHERE a.range + b.range = -1"});
   EXPECT_EQ(timeout.exit_code, 1);
   EXPECT_THAT(timeout.err, HasSubstr("timed out"));
+}
+
+TEST(CliTest, QueryWritesArrowThatIpcCommandsRead) {
+  TempDir dir;
+  WriteFile(dir.path() / "t.csv", "id,name\n1,a\n2,\n3,c\n");
+  std::string data = dir.path().string();
+  for (const char* codec : {"none", "zstd", "lz4"}) {
+    CommandResult arrow =
+        Bridge({"query", "--data", data, "--format", "arrow", "--compression", codec,
+                "SELECT id, name, range AS r FROM t, range(3000) ORDER BY r, id"});
+    ASSERT_EQ(arrow.exit_code, 0) << arrow.err;
+    EXPECT_EQ(arrow.out.substr(0, 4), "\xff\xff\xff\xff");  // continuation marker
+    EXPECT_EQ(arrow.out.substr(arrow.out.size() - 8), std::string("\xff\xff\xff\xff\0\0\0\0", 8));
+    std::filesystem::path file = dir.path() / (std::string("out-") + codec + ".arrows");
+    WriteFile(file, arrow.out);
+    CommandResult valid = Bridge({"ipc", "validate", file.string()});
+    EXPECT_EQ(valid.exit_code, 0) << valid.err;
+    EXPECT_EQ(valid.out, "valid: IPC stream, 3 columns, 5 batches, 9000 rows\n") << codec;
+  }
+  CommandResult cat = Bridge({"ipc", "cat", (dir.path() / "out-none.arrows").string()});
+  EXPECT_EQ(cat.exit_code, 0) << cat.err;
+  EXPECT_THAT(cat.out, HasSubstr("schema:\n  id: int64\n  name: utf8\n  r: int64\n"));
+  EXPECT_THAT(cat.out, HasSubstr("(9000 rows)"));
+  CommandResult json = Bridge({"ipc", "to-json", (dir.path() / "out-zstd.arrows").string()});
+  EXPECT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(
+      json.out,
+      HasSubstr(
+          R"("name":"id","nullable":true,"type":{"name":"int","isSigned":true,"bitWidth":64})"));
+
+  // A truncated stream is invalid, with the reason; a missing file cannot be read.
+  std::string cut = arrow_prefix(dir.path() / "out-none.arrows", 700);
+  WriteFile(dir.path() / "cut.arrows", cut);
+  CommandResult invalid = Bridge({"ipc", "validate", (dir.path() / "cut.arrows").string()});
+  EXPECT_EQ(invalid.exit_code, 1);
+  EXPECT_THAT(invalid.err, HasSubstr("invalid: ipc: message 1"));
+  CommandResult missing = Bridge({"ipc", "validate", (dir.path() / "nope").string()});
+  EXPECT_EQ(missing.exit_code, 2);
+  CommandResult bad_codec =
+      Bridge({"query", "--data", data, "--format", "arrow", "--compression", "gzip", "SELECT 1"});
+  EXPECT_EQ(bad_codec.exit_code, 2);
 }
 
 TEST(CliTest, GenDemoIsDeterministicAndQueryable) {

@@ -1,4 +1,4 @@
-// The `bridge` command: serve, query, gen-demo, version.
+// The `bridge` command: serve, query, gen-demo, ipc, version.
 //
 // Exit codes: 0 success, 1 a query or runtime failure, 2 bad usage or configuration
 // (missing data folder, bad port, unreadable config). Errors are one line on stderr.
@@ -13,6 +13,7 @@
 #include "CLI/CLI.hpp"
 #include "bridge/app/config.h"
 #include "bridge/app/demo_data.h"
+#include "bridge/app/ipc_commands.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/logging.h"
 #include "bridge/engine/engine.h"
@@ -199,15 +200,19 @@ int RunServe(const Overrides& flags) {
   return 0;
 }
 
-int RunQuery(const Overrides& flags, const std::string& format_name, const std::string& sql) {
+int RunQuery(const Overrides& flags, const std::string& format_name, const std::string& compression,
+             const std::string& sql) {
   // The result goes to stdout; only warnings and errors go to stderr unless asked.
   auto config = flags.Resolve("warn");
   if (!config.ok()) return Fail(kExitUsage, config.status());
-  if (format_name == "arrow") {
-    return Fail(kExitUsage, Unimplemented("--format arrow needs the Arrow IPC writer, which is "
-                                          "not built yet; use table, csv, json or ndjson"));
+  bool arrow = format_name == "arrow";
+  auto codec = ipc::ParseCodec(compression);
+  if (!codec.ok()) return Fail(kExitUsage, codec.status());
+  if (!arrow && *codec != ipc::Codec::kNone) {
+    return Fail(kExitUsage, InvalidArgument("--compression applies to --format arrow only"));
   }
-  auto format = format::ParseTextFormat(format_name);
+  auto format = arrow ? Result<format::TextFormat>(format::TextFormat::kTable)
+                      : format::ParseTextFormat(format_name);
   if (!format.ok()) return Fail(kExitUsage, format.status());
   // One query, one session: only the tables the SQL mentions get a view, and none is
   // described (see the engine benchmark in README).
@@ -233,6 +238,10 @@ int RunQuery(const Overrides& flags, const std::string& format_name, const std::
   options.batch_bytes = config->batch_bytes;
   auto stream = (*session)->Query(sql, {}, options);
   if (!stream.ok()) return Fail(kExitFailure, stream.status());
+  if (arrow) {
+    Status st = WriteArrowStream(**stream, *codec);
+    return st.ok() ? 0 : Fail(kExitFailure, st);
+  }
   auto writer = format::RowWriter::Make(*format, (*stream)->schema());
   if (!writer.ok()) return Fail(kExitFailure, writer.status());
   std::string out;
@@ -291,6 +300,9 @@ int Main(int argc, char** argv) {
   auto* query = app.add_subcommand("query", "run one query in-process and print the result");
   query_flags.AddCommon(*query);
   query->add_option("--format", format_name, "table|csv|json|ndjson|arrow")->capture_default_str();
+  std::string compression = "none";
+  query->add_option("--compression", compression, "Arrow body compression: none|zstd|lz4")
+      ->capture_default_str();
   query->add_option("sql", sql, "the SQL query")->required();
 
   std::string demo_out;
@@ -300,6 +312,25 @@ int Main(int argc, char** argv) {
   gen_demo->add_option("--out", demo_out, "output folder")->required();
   gen_demo->add_option("--rows", demo_rows, "number of trips")->capture_default_str();
   gen_demo->add_option("--seed", demo_seed, "seed of the generator")->capture_default_str();
+
+  auto* ipc_cmd = app.add_subcommand("ipc", "inspect Arrow IPC streams and files");
+  ipc_cmd->require_subcommand(1);
+  std::string ipc_path;
+  struct IpcSub {
+    const char* name;
+    const char* help;
+    IpcCommand command;
+  };
+  std::vector<std::pair<CLI::App*, IpcCommand>> ipc_subs;
+  for (const IpcSub& sub :
+       {IpcSub{"cat", "print the schema and rows as a table", IpcCommand::kCat},
+        IpcSub{"validate", "check every message; exit 0 if valid, 1 with the reason if not",
+               IpcCommand::kValidate},
+        IpcSub{"to-json", "print the Arrow integration-test JSON", IpcCommand::kToJson}}) {
+    CLI::App* cmd = ipc_cmd->add_subcommand(sub.name, sub.help);
+    cmd->add_option("file", ipc_path, "IPC stream or file, - for stdin")->required();
+    ipc_subs.emplace_back(cmd, sub.command);
+  }
 
   auto* version = app.add_subcommand("version", "print Bridge's and DuckDB's versions");
 
@@ -312,8 +343,11 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (serve->parsed()) return RunServe(serve_flags);
-  if (query->parsed()) return RunQuery(query_flags, format_name, sql);
+  if (query->parsed()) return RunQuery(query_flags, format_name, compression, sql);
   if (gen_demo->parsed()) return RunGenDemo(demo_out, demo_rows, demo_seed);
+  for (const auto& [cmd, command] : ipc_subs) {
+    if (cmd->parsed()) return RunIpcCommand(command, ipc_path);
+  }
   if (version->parsed()) {
     std::printf("bridge %s\nduckdb %s\n", kBridgeVersion, engine::DuckDBVersion().c_str());
     return 0;

@@ -28,6 +28,10 @@ inline void AppendPiece(std::string& out, std::string_view piece) { out.append(p
 inline void AppendPiece(std::string& out, const char* piece) { out.append(piece); }
 inline void AppendPiece(std::string& out, const std::string& piece) { out.append(piece); }
 inline void AppendPiece(std::string& out, char c) { out.push_back(c); }
+// Status::message() is an absl::string_view, a type of its own in Debian's abseil.
+inline void AppendPiece(std::string& out, absl::string_view piece) {
+  out.append(piece.data(), piece.size());
+}
 template <typename T>
 void AppendPiece(std::string& out, const T& value) {
   fmt::format_to(std::back_inserter(out), "{}", value);
