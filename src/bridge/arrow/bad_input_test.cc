@@ -17,8 +17,8 @@ namespace {
 
 std::filesystem::path BadInputDir() {
   const char* shared = std::getenv("BRIDGE_SHARED_DIR");
-  return std::filesystem::path(shared != nullptr ? shared : "../shared") / "arrow-testing" /
-         "bad-input";
+  return std::filesystem::path(shared != nullptr ? shared : BRIDGE_DEFAULT_SHARED_DIR) /
+         "arrow-testing" / "bad-input";
 }
 
 std::vector<std::filesystem::path> BadInputs() {

@@ -10,163 +10,36 @@
 #include <vector>
 
 #include "bridge/arrow/data_type.h"
+#include "bridge/arrow/test_arrays.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
 
 namespace bridge::ipc {
 namespace {
 
+using test_arrays::BitAt;
+using test_arrays::Bits;
+using test_arrays::Bytes;
+using test_arrays::Chars;
+using test_arrays::HasValidityBitmap;
+using test_arrays::Int32s;
+using test_arrays::LargeUtf8;
+using test_arrays::LoadAt;
+using test_arrays::MakeArray;
+using test_arrays::MakeSchema;
+using test_arrays::MaybeBuffer;
+using test_arrays::released_test_arrays;
+using test_arrays::TypeOf;
+using test_arrays::Utf8;
+using test_arrays::View;
 using ::testing::HasSubstr;
 
 // ---------------------------------------------------------------------------------------
 // Reading arrays back, independently of the code under test
 
-bool BitAt(const void* bits, int64_t i) {
-  return (static_cast<const uint8_t*>(bits)[i >> 3] >> (i & 7)) & 1;
-}
-
-template <typename T>
-T LoadAt(const void* base, int64_t index) {
-  T value;
-  std::memcpy(&value, static_cast<const uint8_t*>(base) + index * sizeof(T), sizeof(T));
-  return value;
-}
-
-DataType TypeOf(const ArrowSchema& schema) {
-  auto type = ParseFormat(schema.format);
-  EXPECT_TRUE(type.ok()) << type.status();
-  return type.ok() ? *type : DataType{};
-}
-
-bool HasValidityBitmap(const ArrowSchema& schema, const DataType& type) {
-  if (schema.dictionary != nullptr) return true;
-  return type.id != TypeId::kNull && type.id != TypeId::kDenseUnion &&
-         type.id != TypeId::kSparseUnion && type.id != TypeId::kRunEndEncoded;
-}
-
-int64_t IntegerAt(const DataType& type, const void* data, int64_t i) {
-  switch (type.id) {
-    case TypeId::kInt8:
-      return LoadAt<int8_t>(data, i);
-    case TypeId::kUInt8:
-      return LoadAt<uint8_t>(data, i);
-    case TypeId::kInt16:
-      return LoadAt<int16_t>(data, i);
-    case TypeId::kUInt16:
-      return LoadAt<uint16_t>(data, i);
-    case TypeId::kInt32:
-      return LoadAt<int32_t>(data, i);
-    case TypeId::kUInt32:
-      return LoadAt<uint32_t>(data, i);
-    case TypeId::kInt64:
-      return LoadAt<int64_t>(data, i);
-    case TypeId::kUInt64:
-      return static_cast<int64_t>(LoadAt<uint64_t>(data, i));
-    default:
-      ADD_FAILURE() << "not an integer: " << TypeName(type);
-      return 0;
-  }
-}
-
-std::string Hex(const uint8_t* data, int64_t size) {
-  std::string out = "0x";
-  for (int64_t i = 0; i < size; ++i) out += fmt::format("{:02x}", data[i]);
-  return out;
-}
-
-// Returns row `row` (counted from array.offset) of `array` as text: "null", a number, a
-// quoted string, hex bytes, "[...]", "{name: ...}", "<code: ...>", dictionary values decoded.
+// Returns row `row` of `array` as text, a dictionary-encoded value marked "dict:".
 std::string ValueAt(const ArrowSchema& schema, const ArrowArray& array, int64_t row) {
-  const DataType t = TypeOf(schema);
-  const int64_t p = array.offset + row;
-  if (t.id == TypeId::kNull) return "null";
-  if (HasValidityBitmap(schema, t) && array.null_count != 0 && array.buffers[0] != nullptr &&
-      !BitAt(array.buffers[0], p)) {
-    return "null";
-  }
-  if (schema.dictionary != nullptr) {
-    return "dict:" +
-           ValueAt(*schema.dictionary, *array.dictionary, IntegerAt(t, array.buffers[1], p));
-  }
-  auto list = [&](int64_t begin, int64_t end) {
-    std::string out = "[";
-    for (int64_t j = begin; j < end; ++j) {
-      if (j > begin) out += ", ";
-      out += ValueAt(*schema.children[0], *array.children[0], j);
-    }
-    return out + "]";
-  };
-  switch (t.id) {
-    case TypeId::kBool:
-      return BitAt(array.buffers[1], p) ? "true" : "false";
-    case TypeId::kInt8:
-    case TypeId::kUInt8:
-    case TypeId::kInt16:
-    case TypeId::kUInt16:
-    case TypeId::kInt32:
-    case TypeId::kUInt32:
-    case TypeId::kInt64:
-      return std::to_string(IntegerAt(t, array.buffers[1], p));
-    case TypeId::kUInt64:
-      return std::to_string(LoadAt<uint64_t>(array.buffers[1], p));
-    case TypeId::kFloat32:
-      return fmt::format("{}", LoadAt<float>(array.buffers[1], p));
-    case TypeId::kFloat64:
-      return fmt::format("{}", LoadAt<double>(array.buffers[1], p));
-    case TypeId::kBinary:
-    case TypeId::kUtf8: {
-      const int32_t b = LoadAt<int32_t>(array.buffers[1], p);
-      const int32_t e = LoadAt<int32_t>(array.buffers[1], p + 1);
-      return "'" + std::string(static_cast<const char*>(array.buffers[2]) + b, e - b) + "'";
-    }
-    case TypeId::kLargeBinary:
-    case TypeId::kLargeUtf8: {
-      const int64_t b = LoadAt<int64_t>(array.buffers[1], p);
-      const int64_t e = LoadAt<int64_t>(array.buffers[1], p + 1);
-      return "'" + std::string(static_cast<const char*>(array.buffers[2]) + b, e - b) + "'";
-    }
-    case TypeId::kBinaryView:
-    case TypeId::kUtf8View: {
-      const auto* view = static_cast<const uint8_t*>(array.buffers[1]) + p * 16;
-      const int32_t length = LoadAt<int32_t>(view, 0);
-      const char* data =
-          length <= 12 ? reinterpret_cast<const char*>(view + 4)
-                       : static_cast<const char*>(array.buffers[2 + LoadAt<int32_t>(view, 2)]) +
-                             LoadAt<int32_t>(view, 3);
-      return "'" + std::string(data, length) + "'";
-    }
-    case TypeId::kList:
-    case TypeId::kMap:
-      return list(LoadAt<int32_t>(array.buffers[1], p), LoadAt<int32_t>(array.buffers[1], p + 1));
-    case TypeId::kLargeList:
-      return list(LoadAt<int64_t>(array.buffers[1], p), LoadAt<int64_t>(array.buffers[1], p + 1));
-    case TypeId::kFixedSizeList:
-      return list(p * t.fixed_size, (p + 1) * t.fixed_size);
-    case TypeId::kStruct: {
-      std::string out = "{";
-      for (int64_t j = 0; j < schema.n_children; ++j) {
-        if (j > 0) out += ", ";
-        out += std::string(schema.children[j]->name) + ": " +
-               ValueAt(*schema.children[j], *array.children[j], p);
-      }
-      return out + "}";
-    }
-    case TypeId::kSparseUnion:
-    case TypeId::kDenseUnion: {
-      const int8_t code = LoadAt<int8_t>(array.buffers[0], p);
-      size_t child = 0;
-      while (child < t.type_codes.size() && t.type_codes[child] != code) ++child;
-      if (child == t.type_codes.size()) return "<bad type id>";
-      const int64_t at = t.id == TypeId::kSparseUnion ? p : LoadAt<int32_t>(array.buffers[1], p);
-      return fmt::format("<{}: {}>", code,
-                         ValueAt(*schema.children[child], *array.children[child], at));
-    }
-    default: {
-      const int64_t width = t.FixedBitWidth() / 8;
-      if (width == 0) return "0x";
-      return Hex(static_cast<const uint8_t*>(array.buffers[1]) + p * width, width);
-    }
-  }
+  return test_arrays::ValueAt(schema, array, row, "dict:");
 }
 
 // Every row of `array` as text; for a struct, one entry per column and row.
@@ -249,179 +122,6 @@ OwnedArray ExpectConcatenates(const ArrowSchema& schema, std::vector<const Arrow
     }
   }
   return std::move(result).value();
-}
-
-// ---------------------------------------------------------------------------------------
-// Arrays and schemas made by hand, with counted releases
-
-int released_test_arrays = 0;  // arrays made by MakeArray and View that were released
-
-using Buffer = std::optional<std::vector<uint8_t>>;
-
-template <typename T>
-std::vector<uint8_t> Values(std::initializer_list<T> values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.begin(), bytes.size());
-  return bytes;
-}
-
-// Bit i is set when pattern[i] == '1'.
-std::vector<uint8_t> Bits(std::string_view pattern) {
-  std::vector<uint8_t> bytes((pattern.size() + 7) / 8 + 1, 0);
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '1') bytes[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-  }
-  return bytes;
-}
-
-std::vector<uint8_t> Chars(std::string_view text) { return {text.begin(), text.end()}; }
-
-struct TestArrayData {
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<const void*> buffers;
-  std::vector<OwnedArray> owned_children;
-  std::vector<ArrowArray*> children;
-  OwnedArray dictionary;
-};
-
-void ReleaseTestArray(ArrowArray* array) {
-  delete static_cast<TestArrayData*>(array->private_data);
-  array->release = nullptr;
-  ++released_test_arrays;
-}
-
-// Makes an array owning copies of `buffers` (nullopt = a null buffer pointer). null_count -2
-// means "count the zero bits of buffer 0 over the rows" (0 without a buffer 0).
-OwnedArray MakeArray(int64_t length, std::vector<Buffer> buffers,
-                     std::vector<OwnedArray> children = {}, OwnedArray dictionary = {},
-                     int64_t offset = 0, int64_t null_count = -2) {
-  auto data = std::make_unique<TestArrayData>();
-  data->storage.reserve(buffers.size());
-  for (auto& b : buffers) {
-    if (b.has_value()) {
-      data->storage.push_back(std::move(*b));
-      data->buffers.push_back(data->storage.back().data());
-    } else {
-      data->buffers.push_back(nullptr);
-    }
-  }
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  if (null_count == -2) {
-    null_count = 0;
-    if (!data->buffers.empty() && data->buffers[0] != nullptr) {
-      for (int64_t i = offset; i < offset + length; ++i) null_count += !BitAt(data->buffers[0], i);
-    }
-  }
-  ArrowArray raw{};
-  raw.length = length;
-  raw.null_count = null_count;
-  raw.offset = offset;
-  raw.n_buffers = static_cast<int64_t>(data->buffers.size());
-  raw.buffers = data->buffers.data();
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestArray;
-  raw.private_data = data.release();
-  return OwnedArray(&raw);
-}
-
-struct ViewData {
-  std::vector<OwnedArray> children;
-  std::vector<ArrowArray*> child_pointers;
-};
-
-void ReleaseView(ArrowArray* array) {
-  delete static_cast<ViewData*>(array->private_data);
-  array->release = nullptr;
-  ++released_test_arrays;
-}
-
-// Returns a view of rows [start, start + length) of `array` sharing its buffers (which must
-// outlive it). With `push_down`, a struct's view keeps offset 0 and moves the rows into its
-// children's offsets instead.
-OwnedArray View(const ArrowArray& array, int64_t start, int64_t length, bool push_down = false) {
-  auto data = std::make_unique<ViewData>();
-  ArrowArray raw = array;
-  raw.offset = array.offset + start;
-  raw.length = length;
-  raw.null_count = -1;
-  if (push_down) {
-    raw.offset = 0;
-    for (int64_t j = 0; j < array.n_children; ++j) {
-      data->children.push_back(View(*array.children[j], array.offset + start, length));
-    }
-    for (auto& c : data->children) data->child_pointers.push_back(c.get());
-    raw.children = data->child_pointers.data();
-  }
-  raw.release = &ReleaseView;
-  raw.private_data = data.release();
-  return OwnedArray(&raw);
-}
-
-struct TestSchemaData {
-  std::string format;
-  std::string name;
-  std::vector<OwnedSchema> owned_children;
-  std::vector<ArrowSchema*> children;
-  OwnedSchema dictionary;
-};
-
-void ReleaseTestSchema(ArrowSchema* schema) {
-  delete static_cast<TestSchemaData*>(schema->private_data);
-  schema->release = nullptr;
-}
-
-OwnedSchema MakeSchema(std::string format, std::vector<OwnedSchema> children = {},
-                       std::string name = "x", OwnedSchema dictionary = {},
-                       int64_t flags = ARROW_FLAG_NULLABLE) {
-  auto data = std::make_unique<TestSchemaData>();
-  data->format = std::move(format);
-  data->name = std::move(name);
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  ArrowSchema raw{};
-  raw.format = data->format.c_str();
-  raw.name = data->name.c_str();
-  raw.flags = flags;
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestSchema;
-  raw.private_data = data.release();
-  return OwnedSchema(&raw);
-}
-
-// utf8 (or binary) array of `values`; an empty optional is a null.
-OwnedArray Utf8(std::vector<std::optional<std::string>> values, bool large = false) {
-  std::string pattern;
-  std::string chars;
-  std::vector<int64_t> offsets = {0};
-  for (const auto& v : values) {
-    pattern += v.has_value() ? '1' : '0';
-    if (v.has_value()) chars += *v;
-    offsets.push_back(static_cast<int64_t>(chars.size()));
-  }
-  std::vector<uint8_t> offset_bytes;
-  for (int64_t o : offsets) {
-    if (large) {
-      auto b = Values<int64_t>({o});
-      offset_bytes.insert(offset_bytes.end(), b.begin(), b.end());
-    } else {
-      auto b = Values<int32_t>({static_cast<int32_t>(o)});
-      offset_bytes.insert(offset_bytes.end(), b.begin(), b.end());
-    }
-  }
-  return MakeArray(static_cast<int64_t>(values.size()),
-                   {Bits(pattern), offset_bytes, Chars(chars)});
-}
-
-OwnedArray Int32s(std::initializer_list<int32_t> values, std::string_view validity = "") {
-  return MakeArray(static_cast<int64_t>(values.size()),
-                   {validity.empty() ? Buffer() : Bits(validity), Values<int32_t>(values)});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -605,13 +305,13 @@ TEST(ConcatenateTest, SingleAndEmptyInputs) {
 }
 
 TEST(ConcatenateTest, DictionariesThatDifferAreConcatenatedAndIndicesShifted) {
-  OwnedSchema schema = MakeSchema("C", {}, "e", MakeSchema("u"));
+  OwnedSchema schema = MakeSchema("C", "e", {}, MakeSchema("u"));
   OwnedArray a =
-      MakeArray(4, {Bits("1101"), Values<uint8_t>({1, 0, 9, 1})}, {}, Utf8({"red", "green"}));
+      MakeArray(4, {Bits("1101"), Bytes<uint8_t>({1, 0, 9, 1})}, {}, Utf8({"red", "green"}));
   OwnedArray b =
-      MakeArray(3, {std::nullopt, Values<uint8_t>({2, 0, 1})}, {}, Utf8({"x", "y", std::nullopt}));
+      MakeArray(3, {std::nullopt, Bytes<uint8_t>({2, 0, 1})}, {}, Utf8({"x", "y", std::nullopt}));
   OwnedArray same_as_a =
-      MakeArray(2, {std::nullopt, Values<uint8_t>({0, 1})}, {}, Utf8({"red", "green"}));
+      MakeArray(2, {std::nullopt, Bytes<uint8_t>({0, 1})}, {}, Utf8({"red", "green"}));
   OwnedArray out = ExpectConcatenates(*schema, {a.get(), b.get()});
   ASSERT_TRUE(out.valid());
   EXPECT_EQ(out->dictionary->length, 5);
@@ -625,26 +325,26 @@ TEST(ConcatenateTest, DictionariesThatDifferAreConcatenatedAndIndicesShifted) {
   // Sliced dictionaries compare by their rows.
   OwnedArray blue_red_green = Utf8({"blue", "red", "green"});
   OwnedArray red_green =
-      MakeArray(2, {std::nullopt, Values<uint8_t>({1, 0})}, {}, View(*blue_red_green, 1, 2));
+      MakeArray(2, {std::nullopt, Bytes<uint8_t>({1, 0})}, {}, View(*blue_red_green, 1, 2));
   out = ExpectConcatenates(*schema, {a.get(), red_green.get()});
   ASSERT_TRUE(out.valid());
   EXPECT_EQ(out->dictionary->length, 2);
 }
 
 TEST(ConcatenateTest, DictionaryErrors) {
-  OwnedSchema schema = MakeSchema("c", {}, "e", MakeSchema("u"));
+  OwnedSchema schema = MakeSchema("c", "e", {}, MakeSchema("u"));
   std::vector<std::optional<std::string>> hundred;
   for (int i = 0; i < 100; ++i) hundred.push_back(std::to_string(i));
-  OwnedArray a = MakeArray(1, {std::nullopt, Values<int8_t>({99})}, {}, Utf8(hundred));
+  OwnedArray a = MakeArray(1, {std::nullopt, Bytes<int8_t>({99})}, {}, Utf8(hundred));
   hundred[0] = "other";
-  OwnedArray b = MakeArray(1, {std::nullopt, Values<int8_t>({99})}, {}, Utf8(hundred));
+  OwnedArray b = MakeArray(1, {std::nullopt, Bytes<int8_t>({99})}, {}, Utf8(hundred));
   EXPECT_STATUS(Concatenate(*schema, {{a.get(), b.get()}}), StatusCode::kResourceExhausted,
                 "do not fit the index type int8");
   // An index past its dictionary cannot be shifted.
-  OwnedArray bad = MakeArray(1, {std::nullopt, Values<int8_t>({100})}, {}, Utf8({"a"}));
+  OwnedArray bad = MakeArray(1, {std::nullopt, Bytes<int8_t>({100})}, {}, Utf8({"a"}));
   EXPECT_STATUS(Concatenate(*schema, {{bad.get(), b.get()}}), StatusCode::kInvalidArgument,
                 "input 0: row 0: dictionary index 100 is outside the dictionary");
-  OwnedSchema ordered = MakeSchema("c", {}, "e", MakeSchema("u"), ARROW_FLAG_DICTIONARY_ORDERED);
+  OwnedSchema ordered = MakeSchema("c", "e", {}, MakeSchema("u"), ARROW_FLAG_DICTIONARY_ORDERED);
   EXPECT_STATUS(Concatenate(*ordered, {{a.get(), b.get()}}), StatusCode::kUnimplemented,
                 "ordered dictionaries");
   EXPECT_OK(Concatenate(*ordered, {{a.get(), a.get()}}));
@@ -683,7 +383,7 @@ TEST(ConcatenateTest, FixedWidthTypesOfEveryWidth) {
       for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<uint8_t>(i * 7 + k);
       std::string validity;
       for (int64_t i = 0; i < n; ++i) validity += (i + k) % 5 == 0 ? '0' : '1';
-      arrays.push_back(MakeArray(n, {k == 1 ? Buffer() : Bits(validity), values}));
+      arrays.push_back(MakeArray(n, {k == 1 ? MaybeBuffer() : Bits(validity), values}));
     }
     OwnedArray s0 = View(*arrays[0], 3, 30);
     OwnedArray s2 = View(*arrays[2], 1, 0);
@@ -727,8 +427,8 @@ TEST(ConcatenateTest, BoolsAtEveryBitOffset) {
 TEST(ConcatenateTest, LargeAndViewBinaryTypes) {
   for (const char* format : {"U", "Z"}) {
     OwnedSchema schema = MakeSchema(format);
-    OwnedArray a = Utf8({"alpha", std::nullopt, "", "gamma"}, /*large=*/true);
-    OwnedArray b = Utf8({"delta"}, /*large=*/true);
+    OwnedArray a = LargeUtf8({"alpha", std::nullopt, "", "gamma"});
+    OwnedArray b = LargeUtf8({"delta"});
     OwnedArray a_tail = View(*a, 1, 3);
     ExpectConcatenates(*schema, {a_tail.get(), b.get(), a.get()});
   }
@@ -755,10 +455,11 @@ TEST(ConcatenateTest, LargeAndViewBinaryTypes) {
   }
   for (const char* format : {"vu", "vz"}) {
     OwnedSchema schema = MakeSchema(format);
-    OwnedArray a = MakeArray(5, {Bits("11110"), views, Chars(data0), Chars(data1),
-                                 Values<int64_t>({static_cast<int64_t>(data0.size()),
-                                                  static_cast<int64_t>(data1.size())})});
-    OwnedArray no_data = MakeArray(1, {std::nullopt, view("tiny", 0, 0), Values<int64_t>({})});
+    OwnedArray a = MakeArray(
+        5,
+        {Bits("11110"), views, Chars(data0), Chars(data1),
+         Bytes<int64_t>({static_cast<int64_t>(data0.size()), static_cast<int64_t>(data1.size())})});
+    OwnedArray no_data = MakeArray(1, {std::nullopt, view("tiny", 0, 0), Bytes<int64_t>({})});
     OwnedArray tail = View(*a, 1, 3);
     OwnedArray out = ExpectConcatenates(*schema, {a.get(), no_data.get(), tail.get()});
     ASSERT_TRUE(out.valid());
@@ -766,7 +467,7 @@ TEST(ConcatenateTest, LargeAndViewBinaryTypes) {
     EXPECT_EQ(EstimateBytes(*schema, *no_data), 16);
 
     OwnedArray bad = MakeArray(1, {std::nullopt, view(data1, 2, 0), Chars(data1),
-                                   Values<int64_t>({static_cast<int64_t>(data1.size())})});
+                                   Bytes<int64_t>({static_cast<int64_t>(data1.size())})});
     EXPECT_STATUS(Concatenate(*schema, {{a.get(), bad.get()}}), StatusCode::kInvalidArgument,
                   "input 1: row 0: view refers to data buffer 2 of 1");
   }
@@ -774,15 +475,15 @@ TEST(ConcatenateTest, LargeAndViewBinaryTypes) {
 
 TEST(ConcatenateTest, NestedTypesMadeByHand) {
   // large_list<int32>, rows: [1, 2], null, [], [3]
-  OwnedSchema large_list = MakeSchema("+L", [] {
+  OwnedSchema large_list = MakeSchema("+L", "x", [] {
     std::vector<OwnedSchema> c;
-    c.push_back(MakeSchema("i", {}, "item"));
+    c.push_back(MakeSchema("i", "item"));
     return c;
   }());
   auto make_list = [] {
     std::vector<OwnedArray> children;
     children.push_back(Int32s({9, 1, 2, 3}, "1111"));
-    return MakeArray(4, {Bits("1011"), Values<int64_t>({1, 3, 3, 3, 4})}, std::move(children));
+    return MakeArray(4, {Bits("1011"), Bytes<int64_t>({1, 3, 3, 3, 4})}, std::move(children));
   };
   OwnedArray l1 = make_list();
   OwnedArray l2 = make_list();
@@ -791,14 +492,14 @@ TEST(ConcatenateTest, NestedTypesMadeByHand) {
 
   // Dense union <5: int32, 9: utf8>, children referred to out of order and partly.
   std::vector<OwnedSchema> union_children;
-  union_children.push_back(MakeSchema("i", {}, "n"));
-  union_children.push_back(MakeSchema("u", {}, "s"));
-  OwnedSchema dense = MakeSchema("+ud:5,9", std::move(union_children));
+  union_children.push_back(MakeSchema("i", "n"));
+  union_children.push_back(MakeSchema("u", "s"));
+  OwnedSchema dense = MakeSchema("+ud:5,9", "x", std::move(union_children));
   auto make_dense = [] {
     std::vector<OwnedArray> children;
     children.push_back(Int32s({10, 11, 12, 13}, "1101"));
     children.push_back(Utf8({"a", "bb", std::nullopt}));
-    return MakeArray(5, {Values<int8_t>({5, 9, 5, 9, 5}), Values<int32_t>({3, 1, 0, 2, 3})},
+    return MakeArray(5, {Bytes<int8_t>({5, 9, 5, 9, 5}), Bytes<int32_t>({3, 1, 0, 2, 3})},
                      std::move(children));
   };
   OwnedArray d1 = make_dense();
@@ -812,16 +513,16 @@ TEST(ConcatenateTest, NestedTypesMadeByHand) {
 
   // Sparse union with type codes that are not child indices.
   std::vector<OwnedSchema> sparse_children;
-  sparse_children.push_back(MakeSchema("i", {}, "n"));
-  sparse_children.push_back(MakeSchema("u", {}, "s"));
-  OwnedSchema sparse = MakeSchema("+us:3,1", std::move(sparse_children));
+  sparse_children.push_back(MakeSchema("i", "n"));
+  sparse_children.push_back(MakeSchema("u", "s"));
+  OwnedSchema sparse = MakeSchema("+us:3,1", "x", std::move(sparse_children));
   std::vector<OwnedArray> sc;
   sc.push_back(Int32s({1, 2, 3}));
   sc.push_back(Utf8({"x", "y", "z"}));
-  OwnedArray s1 = MakeArray(3, {Values<int8_t>({3, 1, 3})}, std::move(sc));
+  OwnedArray s1 = MakeArray(3, {Bytes<int8_t>({3, 1, 3})}, std::move(sc));
   OwnedArray s1_tail = View(*s1, 1, 2);
   ExpectConcatenates(*sparse, {s1.get(), s1_tail.get()});
-  OwnedArray bad_code = MakeArray(1, {Values<int8_t>({2})}, [] {
+  OwnedArray bad_code = MakeArray(1, {Bytes<int8_t>({2})}, [] {
     std::vector<OwnedArray> c;
     c.push_back(Int32s({1}));
     c.push_back(Utf8({"x"}));
@@ -836,8 +537,8 @@ TEST(ConcatenateTest, Utf8PastTwoGigabytesIsResourceExhausted) {
   // data buffers can be tiny.
   OwnedSchema schema = MakeSchema("u");
   const int32_t big = 1500 * 1000 * 1000;
-  OwnedArray a = MakeArray(1, {std::nullopt, Values<int32_t>({0, big}), Chars("x")});
-  OwnedArray b = MakeArray(1, {std::nullopt, Values<int32_t>({0, big}), Chars("x")});
+  OwnedArray a = MakeArray(1, {std::nullopt, Bytes<int32_t>({0, big}), Chars("x")});
+  OwnedArray b = MakeArray(1, {std::nullopt, Bytes<int32_t>({0, big}), Chars("x")});
   EXPECT_STATUS(Concatenate(*schema, {{a.get(), b.get()}}), StatusCode::kResourceExhausted,
                 "input 1: concatenated bytes exceed 2147483647");
 }
@@ -852,22 +553,22 @@ TEST(ConcatenateTest, InvalidInputsAreRejected) {
   };
   std::vector<Case> cases;
   cases.push_back({"decreasing offsets",
-                   MakeArray(2, {std::nullopt, Values<int32_t>({0, 3, 2}), Chars("abc")}),
+                   MakeArray(2, {std::nullopt, Bytes<int32_t>({0, 3, 2}), Chars("abc")}),
                    "input 1: offsets are not increasing"});
   cases.push_back({"negative first offset",
-                   MakeArray(1, {std::nullopt, Values<int32_t>({-1, 2}), Chars("abc")}),
+                   MakeArray(1, {std::nullopt, Bytes<int32_t>({-1, 2}), Chars("abc")}),
                    "offsets [-1, 2] of rows [0, 1) are not increasing"});
-  cases.push_back({"negative length", MakeArray(-1, {std::nullopt, Values<int32_t>({0})}),
+  cases.push_back({"negative length", MakeArray(-1, {std::nullopt, Bytes<int32_t>({0})}),
                    "negative length -1"});
-  cases.push_back({"too few buffers", MakeArray(1, {std::nullopt, Values<int32_t>({0, 1})}),
+  cases.push_back({"too few buffers", MakeArray(1, {std::nullopt, Bytes<int32_t>({0, 1})}),
                    "array has 2 buffers, type utf8 has 3"});
   cases.push_back({"nulls without bitmap",
-                   MakeArray(1, {std::nullopt, Values<int32_t>({0, 1}), Chars("a")}, {}, {}, 0, 1),
+                   MakeArray(1, {std::nullopt, Bytes<int32_t>({0, 1}), Chars("a")}, {}, {}, 0, 1),
                    "null_count is 1 but there is no validity bitmap"});
   cases.push_back({"null offsets", MakeArray(1, {std::nullopt, std::nullopt, Chars("a")}),
                    "offsets buffer is null"});
   cases.push_back({"child where none belongs",
-                   MakeArray(1, {std::nullopt, Values<int32_t>({0, 1}), Chars("a")},
+                   MakeArray(1, {std::nullopt, Bytes<int32_t>({0, 1}), Chars("a")},
                              [] {
                                std::vector<OwnedArray> c;
                                c.push_back(Int32s({1}));
@@ -887,22 +588,22 @@ TEST(ConcatenateTest, InvalidInputsAreRejected) {
                 "input 0: array is released");
 
   // List offsets beyond the child's length.
-  OwnedSchema list = MakeSchema("+l", [] {
+  OwnedSchema list = MakeSchema("+l", "x", [] {
     std::vector<OwnedSchema> c;
-    c.push_back(MakeSchema("i", {}, "item"));
+    c.push_back(MakeSchema("i", "item"));
     return c;
   }());
   std::vector<OwnedArray> child;
   child.push_back(Int32s({1, 2}));
-  OwnedArray long_list = MakeArray(1, {std::nullopt, Values<int32_t>({0, 3})}, std::move(child));
+  OwnedArray long_list = MakeArray(1, {std::nullopt, Bytes<int32_t>({0, 3})}, std::move(child));
   EXPECT_STATUS(Concatenate(*list, {{long_list.get()}}), StatusCode::kInvalidArgument,
                 "input 0, field 'item': rows [0, 3) are outside the array's length 2");
 
   // A batch of another query does not match the schema.
-  OwnedSchema two_columns = MakeSchema("+s", [] {
+  OwnedSchema two_columns = MakeSchema("+s", "x", [] {
     std::vector<OwnedSchema> c;
-    c.push_back(MakeSchema("i", {}, "a"));
-    c.push_back(MakeSchema("u", {}, "b"));
+    c.push_back(MakeSchema("i", "a"));
+    c.push_back(MakeSchema("u", "b"));
     return c;
   }());
   std::vector<OwnedArray> one_column;
@@ -917,19 +618,19 @@ TEST(ConcatenateTest, InvalidInputsAreRejected) {
   EXPECT_STATUS(Concatenate(*two_columns, {{struct_of_ints.get()}}), StatusCode::kInvalidArgument,
                 "input 0, field 'b': array has 2 buffers");
 
-  EXPECT_STATUS(Concatenate(*MakeSchema("+r",
+  EXPECT_STATUS(Concatenate(*MakeSchema("+r", "x",
                                         [] {
                                           std::vector<OwnedSchema> c;
-                                          c.push_back(MakeSchema("i", {}, "run_ends"));
-                                          c.push_back(MakeSchema("u", {}, "values"));
+                                          c.push_back(MakeSchema("i", "run_ends"));
+                                          c.push_back(MakeSchema("u", "values"));
                                           return c;
                                         }()),
                             {}),
                 StatusCode::kUnimplemented, "run_end_encoded arrays are not supported");
-  EXPECT_STATUS(Concatenate(*MakeSchema("+vl",
+  EXPECT_STATUS(Concatenate(*MakeSchema("+vl", "x",
                                         [] {
                                           std::vector<OwnedSchema> c;
-                                          c.push_back(MakeSchema("i", {}, "item"));
+                                          c.push_back(MakeSchema("i", "item"));
                                           return c;
                                         }()),
                             {}),
@@ -939,16 +640,16 @@ TEST(ConcatenateTest, InvalidInputsAreRejected) {
 }
 
 TEST(ConcatenateTest, ReleasesOnlyWhatItOwns) {
-  OwnedSchema schema = MakeSchema("+s", [] {
+  OwnedSchema schema = MakeSchema("+s", "x", [] {
     std::vector<OwnedSchema> c;
-    c.push_back(MakeSchema("i", {}, "a"));
-    c.push_back(MakeSchema("C", {}, "e", MakeSchema("u")));
+    c.push_back(MakeSchema("i", "a"));
+    c.push_back(MakeSchema("C", "e", {}, MakeSchema("u")));
     return c;
   }());
   auto make = [] {
     std::vector<OwnedArray> c;
     c.push_back(Int32s({1, 2, 3}, "101"));
-    c.push_back(MakeArray(3, {std::nullopt, Values<uint8_t>({0, 1, 0})}, {}, Utf8({"p", "q"})));
+    c.push_back(MakeArray(3, {std::nullopt, Bytes<uint8_t>({0, 1, 0})}, {}, Utf8({"p", "q"})));
     return MakeArray(3, {std::nullopt}, std::move(c));
   };
   released_test_arrays = 0;
@@ -973,7 +674,7 @@ TEST(ConcatenateTest, ReleasesOnlyWhatItOwns) {
   OwnedArray good = make();
   std::vector<OwnedArray> c;
   c.push_back(Int32s({1, 2}));
-  c.push_back(MakeArray(1, {std::nullopt, Values<uint8_t>({0})}, {}, Utf8({"p"})));
+  c.push_back(MakeArray(1, {std::nullopt, Bytes<uint8_t>({0})}, {}, Utf8({"p"})));
   OwnedArray bad_length = MakeArray(2, {std::nullopt}, std::move(c));
   EXPECT_STATUS(Concatenate(*schema, {{good.get(), bad_length.get()}}),
                 StatusCode::kInvalidArgument,

@@ -1,6 +1,7 @@
 #include "bridge/arrow/data_type.h"
 
 #include <charconv>
+#include <limits>
 
 namespace bridge::ipc {
 namespace {
@@ -157,7 +158,8 @@ Result<DataType> ParseFormat(std::string_view f) {
   if (f.starts_with("w:")) {
     DataType t = Simple(TypeId::kFixedSizeBinary);
     BRIDGE_ASSIGN_OR_RETURN(t.fixed_size, ParseInt(f.substr(2), f));
-    if (t.fixed_size < 0) return bad();
+    // The width in bits must fit an int32 too.
+    if (t.fixed_size < 0 || t.fixed_size > std::numeric_limits<int32_t>::max() / 8) return bad();
     t.bit_width = t.fixed_size * 8;
     return t;
   }

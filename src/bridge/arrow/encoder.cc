@@ -49,19 +49,21 @@ CountSetBits(const uint8_t* bits, int64_t offset, int64_t length) {
   int64_t i = offset;
   const int64_t end = offset + length;
   for (; i < end && (i & 7) != 0; ++i) count += BitAt(bits, i);
-  for (; end - i >= 256; i += 256) {
-    uint64_t words[4];
-    std::memcpy(words, bits + i / 8, sizeof(words));
-    count += std::popcount(words[0]) + std::popcount(words[1]) + std::popcount(words[2]) +
-             std::popcount(words[3]);
+  if (i >= end) return count;
+  // Whole bytes from here: words of 64 bits, then bytes, then the bits of a last byte.
+  const uint8_t* p = bits + (i >> 3);
+  int64_t remaining = end - i;
+  auto word = [](const uint8_t* at) {
+    uint64_t w;
+    std::memcpy(&w, at, sizeof(w));
+    return std::popcount(w);
+  };
+  for (; remaining >= 256; remaining -= 256, p += 32) {
+    count += word(p) + word(p + 8) + word(p + 16) + word(p + 24);
   }
-  for (; end - i >= 64; i += 64) {
-    uint64_t word;
-    std::memcpy(&word, bits + i / 8, sizeof(word));
-    count += std::popcount(word);
-  }
-  for (; end - i >= 8; i += 8) count += std::popcount(static_cast<unsigned>(bits[i / 8]));
-  for (; i < end; ++i) count += BitAt(bits, i);
+  for (; remaining >= 64; remaining -= 64, p += 8) count += word(p);
+  for (; remaining >= 8; remaining -= 8, ++p) count += std::popcount(static_cast<unsigned>(*p));
+  if (remaining > 0) count += std::popcount(static_cast<unsigned>(*p) & ((1u << remaining) - 1));
   return count;
 }
 
@@ -149,7 +151,8 @@ struct FieldLayout {
         has_validity(HasValidityBuffer(field)),
         buffers(BuffersOf(field)),
         row_width(RowWidth(field)),
-        value_bytes(field.type.FixedBitWidth() / 8) {
+        value_bytes(field.type.FixedBitWidth() / 8),
+        num_children(static_cast<int64_t>(field.children.size())) {
     children.reserve(field.children.size());
     for (const FieldInfo& child : field.children) children.emplace_back(child);
     if (field.dictionary != nullptr) dictionary = std::make_unique<FieldLayout>(*field.dictionary);
@@ -160,10 +163,11 @@ struct FieldLayout {
   bool dictionary_encoded;
   bool has_validity;  // HasValidityBuffer
   BufferCount buffers;
-  int64_t row_width;                         // RowWidth
-  int64_t value_bytes;                       // FixedBitWidth() / 8
-  std::vector<FieldLayout> children;         // of info.children
-  std::unique_ptr<FieldLayout> dictionary;   // of info.dictionary: the value type
+  int64_t row_width;                        // RowWidth
+  int64_t value_bytes;                      // FixedBitWidth() / 8
+  int64_t num_children;                     // info.children.size()
+  std::vector<FieldLayout> children;        // of info.children
+  std::unique_ptr<FieldLayout> dictionary;  // of info.dictionary: the value type
 };
 
 // Where in the stream an error happened: the batch and, while a dictionary is encoded, its
@@ -178,55 +182,114 @@ struct Context {
   }
 };
 
+// Error paths are kept out of line (and out of the hot code's registers and cache lines).
 template <typename... Args>
-Status BadArray(const Context& context, const FieldLayout& f, const Args&... args) {
+[[gnu::cold, gnu::noinline]] Status BadArray(const Context& context, const FieldLayout& f,
+                                             const Args&... args) {
   return InvalidArgument(context.ToString(), ", field '", f.info.path, "': ", args...);
 }
 
-// Checks what can be checked of `a` against `f` without looking at the rows: not released,
-// lengths, null count, buffer and child counts, dictionary presence.
-Status CheckStructure(const Context& context, const FieldLayout& f, const ArrowArray& a) {
-  if (a.release == nullptr) return BadArray(context, f, "array is released");
-  if (a.length < 0 || a.offset < 0) {
-    return BadArray(context, f, "negative length ", a.length, " or offset ", a.offset);
-  }
+// What is wrong with an array, as CheckStructure finds it.
+enum class StructureError {
+  kNone,
+  kReleased,
+  kNegative,
+  kTooLarge,
+  kNullCount,
+  kBufferCount,
+  kBuffersNull,
+  kChildCount,
+  kChildrenNull,
+  kChildNull,
+  kDictionary,
+  kNoValidityBitmap,
+};
+
+// Returns the first thing wrong with `a` as an array of `f` that can be seen without looking
+// at the rows (release, lengths, null count, buffer and child counts, dictionary presence),
+// or kNone. Inlined: it runs for every array of every batch.
+[[gnu::always_inline]] inline StructureError FindStructureError(const FieldLayout& f,
+                                                                const ArrowArray& a) {
+  if (a.release == nullptr) return StructureError::kReleased;
+  if (a.length < 0 || a.offset < 0) return StructureError::kNegative;
   int64_t end = 0;
   if (__builtin_add_overflow(a.offset, a.length, &end) ||
       __builtin_mul_overflow(end + 1, f.row_width, &end)) {
-    return BadArray(context, f, "offset ", a.offset, " + length ", a.length, " is too large");
+    return StructureError::kTooLarge;
   }
-  if (a.null_count < -1 || a.null_count > a.length) {
-    return BadArray(context, f, "null_count ", a.null_count, " is not within [-1, length ",
-                    a.length, "]");
-  }
+  if (a.null_count < -1 || a.null_count > a.length) return StructureError::kNullCount;
   const BufferCount buffers = f.buffers;
   const bool buffers_ok = buffers.at_least ? a.n_buffers >= buffers.count
                                            : a.n_buffers == buffers.count ||
                                                  (f.type.id == TypeId::kNull &&
                                                   !f.dictionary_encoded && a.n_buffers == 1);
-  if (!buffers_ok) {
-    return BadArray(context, f, "array has ", a.n_buffers, " buffers, type ",
-                    f.dictionary_encoded ? "dictionary indices" : TypeName(f.type), " has ",
-                    buffers.at_least ? "at least " : "", buffers.count);
-  }
-  if (a.n_buffers > 0 && a.buffers == nullptr) return BadArray(context, f, "buffers are null");
-  const int64_t children = static_cast<int64_t>(f.children.size());
-  if (a.n_children != children) {
-    return BadArray(context, f, "array has ", a.n_children, " children, the schema has ", children);
-  }
-  if (children > 0 && a.children == nullptr) return BadArray(context, f, "children are null");
+  if (!buffers_ok) return StructureError::kBufferCount;
+  if (a.n_buffers > 0 && a.buffers == nullptr) return StructureError::kBuffersNull;
+  const int64_t children = f.num_children;
+  if (a.n_children != children) return StructureError::kChildCount;
+  if (children > 0 && a.children == nullptr) return StructureError::kChildrenNull;
   for (int64_t i = 0; i < children; ++i) {
-    if (a.children[i] == nullptr) return BadArray(context, f, "child ", i, " is null");
+    if (a.children[i] == nullptr) return StructureError::kChildNull;
   }
-  if (f.dictionary_encoded != (a.dictionary != nullptr)) {
-    return BadArray(context, f,
-                    f.dictionary_encoded ? "array has no dictionary, the schema has one"
-                                         : "array has a dictionary, the schema has none");
-  }
+  if (f.dictionary_encoded != (a.dictionary != nullptr)) return StructureError::kDictionary;
   if (f.has_validity && a.null_count > 0 && a.buffers[0] == nullptr) {
-    return BadArray(context, f, "null_count is ", a.null_count, " but there is no validity bitmap");
+    return StructureError::kNoValidityBitmap;
   }
-  return OkStatus();
+  return StructureError::kNone;
+}
+
+// Returns the InvalidArgument that describes `error`, found in `a`.
+[[gnu::cold, gnu::noinline]] Status StructureErrorStatus(StructureError error,
+                                                         const Context& context,
+                                                         const FieldLayout& f,
+                                                         const ArrowArray& a) {
+  switch (error) {
+    case StructureError::kNone:
+      break;
+    case StructureError::kReleased:
+      return BadArray(context, f, "array is released");
+    case StructureError::kNegative:
+      return BadArray(context, f, "negative length ", a.length, " or offset ", a.offset);
+    case StructureError::kTooLarge:
+      return BadArray(context, f, "offset ", a.offset, " + length ", a.length, " is too large");
+    case StructureError::kNullCount:
+      return BadArray(context, f, "null_count ", a.null_count, " is not within [-1, length ",
+                      a.length, "]");
+    case StructureError::kBufferCount:
+      return BadArray(context, f, "array has ", a.n_buffers, " buffers, type ",
+                      f.dictionary_encoded ? "dictionary indices" : TypeName(f.type), " has ",
+                      f.buffers.at_least ? "at least " : "", f.buffers.count);
+    case StructureError::kBuffersNull:
+      return BadArray(context, f, "buffers are null");
+    case StructureError::kChildCount:
+      return BadArray(context, f, "array has ", a.n_children, " children, the schema has ",
+                      f.num_children);
+    case StructureError::kChildrenNull:
+      return BadArray(context, f, "children are null");
+    case StructureError::kChildNull:
+      for (int64_t i = 0; i < a.n_children; ++i) {
+        if (a.children[i] == nullptr) return BadArray(context, f, "child ", i, " is null");
+      }
+      break;
+    case StructureError::kDictionary:
+      return BadArray(context, f,
+                      f.dictionary_encoded ? "array has no dictionary, the schema has one"
+                                           : "array has a dictionary, the schema has none");
+    case StructureError::kNoValidityBitmap:
+      return BadArray(context, f, "null_count is ", a.null_count,
+                      " but there is no validity bitmap");
+  }
+  return Internal(context.ToString(), ", field '", f.info.path, "': inconsistent check");
+}
+
+// Checks what can be checked of `a` against `f` without looking at the rows (see
+// FindStructureError); returns InvalidArgument naming the batch, field and problem.
+[[gnu::always_inline]] inline Status CheckStructure(const Context& context, const FieldLayout& f,
+                                                    const ArrowArray& a) {
+  const StructureError error = FindStructureError(f, a);
+  if (error == StructureError::kNone) [[likely]]
+    return OkStatus();
+  return StructureErrorStatus(error, context, f, a);
 }
 
 // Returns the nulls among rows [start, start + length) of `a` (a type with a validity bitmap).
@@ -288,121 +351,131 @@ struct RecordBatchTemplate {
   size_t variadic_counts_at = 0;
 };
 
+// A list of trivially copyable values that keeps its memory from one message to the next
+// (clear() keeps the capacity) and grows out of line, so that appending is a compare and a
+// store.
+template <typename T>
+class ReusedList {
+ public:
+  void clear() { size_ = 0; }
+  [[gnu::always_inline]] void push_back(const T& value) {
+    if (size_ == storage_.size()) [[unlikely]]
+      Grow();
+    storage_[size_++] = value;
+  }
+  const T* data() const { return storage_.data(); }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  [[gnu::noinline]] void Grow() { storage_.resize(std::max<size_t>(16, 2 * storage_.size())); }
+
+  std::vector<T> storage_;
+  size_t size_ = 0;
+};
+
 // What an encoder reuses from one message to the next, so that the per-message work does
-// not allocate for it: the flatbuffer under construction, the lists of field nodes, buffers
-// and variadic buffer counts that go into it, and the last record batch's metadata.
+// not allocate for it: the flatbuffer under construction, the lists of field nodes, buffers,
+// variadic buffer counts and body segments, and the last record batch's metadata.
 struct MessageScratch {
   flatbuffers::FlatBufferBuilder fbb{1024};
-  std::vector<fb::FieldNode> nodes;
-  std::vector<fb::Buffer> buffers;
-  std::vector<int64_t> variadic_counts;
+  ReusedList<fb::FieldNode> nodes;
+  ReusedList<fb::Buffer> buffers;
+  ReusedList<int64_t> variadic_counts;
+  ReusedList<Segment> segments;
   RecordBatchTemplate record_batch;
 };
 
-// How many field nodes and buffers a record batch of a schema has (variadic buffers of view
-// types not counted): capacity to reserve, so that encoding a batch does not regrow vectors.
-struct LayoutSize {
-  size_t nodes = 0;
-  size_t buffers = 0;
-};
-
-void AddLayoutSize(const FieldInfo& f, LayoutSize* size) {
-  size->nodes += 1;
-  size->buffers += HasValidityBuffer(f) ? 1 : 0;
-  if (f.dictionary_encoded()) {
-    size->buffers += 1;
-    return;
-  }
-  switch (f.type.id) {
-    case TypeId::kNull:
-    case TypeId::kFixedSizeList:
-    case TypeId::kStruct:
-    case TypeId::kRunEndEncoded:
-      break;
-    case TypeId::kBinary:
-    case TypeId::kUtf8:
-    case TypeId::kLargeBinary:
-    case TypeId::kLargeUtf8:
-    case TypeId::kListView:
-    case TypeId::kLargeListView:
-    case TypeId::kDenseUnion:
-      size->buffers += 2;
-      break;
-    default:
-      size->buffers += 1;
-  }
-  for (const FieldInfo& child : f.children) AddLayoutSize(child, size);
-}
-
 // Accumulates the field nodes, buffer descriptions and segments of one message body. The
-// node and buffer lists are `scratch`'s (cleared here), so only one BodyWriter may use a
-// MessageScratch at a time.
+// lists are `scratch`'s (cleared here), so only one BodyWriter may use a MessageScratch at a
+// time.
 class BodyWriter {
  public:
-  BodyWriter(const EncodeOptions& options, MessageScratch& scratch, LayoutSize expected = {})
+  BodyWriter(const EncodeOptions& options, MessageScratch& scratch)
       : options_(options),
+        alignment_(options.alignment),
         nodes_(scratch.nodes),
         buffers_(scratch.buffers),
-        variadic_counts_(scratch.variadic_counts) {
+        variadic_counts_(scratch.variadic_counts),
+        segments_(scratch.segments) {
     nodes_.clear();
     buffers_.clear();
     variadic_counts_.clear();
-    nodes_.reserve(expected.nodes);
-    buffers_.reserve(expected.buffers);
-    segments_.reserve(2 * expected.buffers);  // each buffer and its padding
+    segments_.clear();
   }
 
-  void AddNode(int64_t length, int64_t null_count) { nodes_.emplace_back(length, null_count); }
+  void AddNode(int64_t length, int64_t null_count) {
+    nodes_.push_back(fb::FieldNode(length, null_count));
+  }
   void AddVariadicCount(int64_t count) { variadic_counts_.push_back(count); }
 
   // Adds a buffer of `size` bytes at `data` (which must outlive the message: a batch buffer,
-  // owned storage or static memory), compressed if the options say so, then padding.
-  Status AddBuffer(const uint8_t* data, int64_t size) {
-    const int64_t start = offset_;
-    if (size > 0) {
-      if (options_.codec == Codec::kNone) {
-        Append(data, size);
-      } else {
-        std::vector<uint8_t> frame(sizeof(int64_t));
-        BRIDGE_RETURN_NOT_OK(Compress(options_.codec,
-                                      std::span<const uint8_t>(data, static_cast<size_t>(size)),
-                                      &frame, options_.level));
-        const int64_t frame_size = static_cast<int64_t>(frame.size());
-        if (frame_size - static_cast<int64_t>(sizeof(int64_t)) < size) {
-          std::memcpy(frame.data(), &size, sizeof(size));
-          Append(Own(std::move(frame)), frame_size);
-        } else {
-          // Compression does not pay: length -1 and the raw bytes, still zero copy.
-          Append(kUncompressedPrefix, sizeof(kUncompressedPrefix));
-          Append(data, size);
-        }
-      }
+  // owned storage or static memory), compressed if the options say so, then padding. A
+  // compression failure is kept for status().
+  [[gnu::always_inline]] void AddBuffer(const uint8_t* data, int64_t size) {
+    BRIDGE_DCHECK(size >= 0);
+    if (options_.codec != Codec::kNone && size > 0) {
+      AddCompressed(data, size);
+      return;
     }
-    buffers_.emplace_back(start, offset_ - start);
-    Append(kZeros, RoundUp(offset_, options_.alignment) - offset_);
-    return OkStatus();
+    buffers_.push_back(fb::Buffer(offset_, size));
+    Append(data, size);
+    Pad();
+  }
+
+  // Adds a buffer of no bytes (an omitted validity bitmap, an empty data buffer): the same
+  // as AddBuffer(nullptr, 0), without the work. The body stays aligned; no padding follows.
+  void AddEmptyBuffer() {
+    BRIDGE_DCHECK(offset_ % alignment_ == 0);
+    buffers_.push_back(fb::Buffer(offset_, 0));
   }
 
   // Adds a buffer the encoder had to make (counted in copied_bytes).
-  Status AddCopy(std::vector<uint8_t> bytes) {
+  void AddCopy(std::vector<uint8_t> bytes) {
     const int64_t size = static_cast<int64_t>(bytes.size());
     copied_bytes_ += size;
-    return AddBuffer(Own(std::move(bytes)), size);
+    AddBuffer(Own(std::move(bytes)), size);
   }
 
-  const std::vector<fb::FieldNode>& nodes() const { return nodes_; }
-  const std::vector<fb::Buffer>& buffers() const { return buffers_; }
-  const std::vector<int64_t>& variadic_counts() const { return variadic_counts_; }
-  std::vector<Segment>& segments() { return segments_; }
+  const ReusedList<fb::FieldNode>& nodes() const { return nodes_; }
+  const ReusedList<fb::Buffer>& buffers() const { return buffers_; }
+  const ReusedList<int64_t>& variadic_counts() const { return variadic_counts_; }
+  const ReusedList<Segment>& segments() const { return segments_; }
   OwnedBytes& owned() { return owned_; }
   int64_t body_length() const { return offset_; }
   int64_t copied_bytes() const { return copied_bytes_; }
+  // Internal if compressing a buffer failed (the body is then not to be used), else OK.
+  const Status& status() const { return status_; }
 
  private:
-  void Append(const uint8_t* data, int64_t size) {
+  [[gnu::always_inline]] void Append(const uint8_t* data, int64_t size) {
     if (size == 0) return;
     segments_.push_back(Segment{data, static_cast<size_t>(size)});
     offset_ += size;
+  }
+  [[gnu::always_inline]] void Pad() { Append(kZeros, RoundUp(offset_, alignment_) - offset_); }
+
+  // AddBuffer with a codec: the int64 uncompressed length and one frame, or length -1 and
+  // the raw bytes when the frame would not be smaller. Kept apart so that AddBuffer stays
+  // small enough to inline.
+  [[gnu::noinline]] void AddCompressed(const uint8_t* data, int64_t size) {
+    const int64_t start = offset_;
+    std::vector<uint8_t> frame(sizeof(int64_t));
+    Status compressed =
+        Compress(options_.codec, std::span<const uint8_t>(data, static_cast<size_t>(size)), &frame,
+                 options_.level);
+    if (!compressed.ok() && status_.ok()) status_ = std::move(compressed);
+    const int64_t frame_size = static_cast<int64_t>(frame.size());
+    if (status_.ok() && frame_size - static_cast<int64_t>(sizeof(int64_t)) < size) {
+      std::memcpy(frame.data(), &size, sizeof(size));
+      Append(Own(std::move(frame)), frame_size);
+    } else {
+      // Compression does not pay: length -1 and the raw bytes, still zero copy.
+      Append(kUncompressedPrefix, sizeof(kUncompressedPrefix));
+      Append(data, size);
+    }
+    buffers_.push_back(fb::Buffer(start, offset_ - start));
+    Pad();
   }
   const uint8_t* Own(std::vector<uint8_t> bytes) {
     owned_.push_back(std::move(bytes));
@@ -410,13 +483,15 @@ class BodyWriter {
   }
 
   const EncodeOptions& options_;
-  std::vector<fb::FieldNode>& nodes_;
-  std::vector<fb::Buffer>& buffers_;
-  std::vector<int64_t>& variadic_counts_;
-  std::vector<Segment> segments_;
+  const int64_t alignment_;
+  ReusedList<fb::FieldNode>& nodes_;
+  ReusedList<fb::Buffer>& buffers_;
+  ReusedList<int64_t>& variadic_counts_;
+  ReusedList<Segment>& segments_;
   OwnedBytes owned_;
   int64_t offset_ = 0;
   int64_t copied_bytes_ = 0;
+  Status status_;
 };
 
 // Walks arrays depth-first and writes their field nodes and buffers into a BodyWriter.
@@ -442,7 +517,7 @@ class ArrayEncoder {
       const int64_t nulls = NullCount(a, start, length);
       body_.AddNode(length, nulls);
       if (nulls == 0) {
-        BRIDGE_RETURN_NOT_OK(body_.AddBuffer(nullptr, 0));
+        body_.AddEmptyBuffer();
       } else {
         BRIDGE_RETURN_NOT_OK(EncodeBitmap(f, a.buffers[0], phys, length));
       }
@@ -503,26 +578,37 @@ class ArrayEncoder {
 
  private:
   template <typename... Args>
-  Status Bad(const FieldLayout& f, const Args&... args) const {
+  [[gnu::cold, gnu::noinline]] Status Bad(const FieldLayout& f, const Args&... args) const {
     return BadArray(context_, f, args...);
   }
 
   Status EncodeFixed(const FieldLayout& f, const void* data, int64_t phys, int64_t length,
                      int64_t width) {
     const int64_t size = length * width;
-    if (size == 0) return body_.AddBuffer(nullptr, 0);
+    if (size == 0) {
+      body_.AddEmptyBuffer();
+      return OkStatus();
+    }
     if (data == nullptr) return Bad(f, "a data buffer is null");
-    return body_.AddBuffer(static_cast<const uint8_t*>(data) + phys * width, size);
+    body_.AddBuffer(static_cast<const uint8_t*>(data) + phys * width, size);
+    return OkStatus();
   }
 
   // A bitmap at bit offset `phys`: a sub-range of the source when it starts on a byte
   // boundary; otherwise the one copy the encoder makes of bitmaps, shifted to bit 0.
   Status EncodeBitmap(const FieldLayout& f, const void* bits, int64_t phys, int64_t length) {
-    if (length == 0) return body_.AddBuffer(nullptr, 0);
+    if (length == 0) {
+      body_.AddEmptyBuffer();
+      return OkStatus();
+    }
     if (bits == nullptr) return Bad(f, "a bitmap buffer is null");
     const auto* bytes = static_cast<const uint8_t*>(bits);
-    if (phys % 8 == 0) return body_.AddBuffer(bytes + phys / 8, (length + 7) / 8);
-    return body_.AddCopy(CopyBitmap(bytes, phys, length));
+    if (phys % 8 == 0) {
+      body_.AddBuffer(bytes + phys / 8, (length + 7) / 8);
+      return OkStatus();
+    }
+    body_.AddCopy(CopyBitmap(bytes, phys, length));
+    return OkStatus();
   }
 
   // Writes the offsets of rows [phys, phys + length) starting at 0 and returns the range
@@ -533,7 +619,10 @@ class ArrayEncoder {
   Status EncodeOffsets(const FieldLayout& f, const ArrowArray& a, int64_t phys, int64_t length,
                        int64_t* first, int64_t* last) {
     *first = *last = 0;
-    if (length == 0) return body_.AddBuffer(kZeros, sizeof(Offset));  // the one offset, 0
+    if (length == 0) {
+      body_.AddBuffer(kZeros, sizeof(Offset));  // the one offset, 0
+      return OkStatus();
+    }
     const void* offsets = a.buffers[1];
     if (offsets == nullptr) return Bad(f, "the offsets buffer is null");
     const Offset begin = LoadAt<Offset>(offsets, phys);
@@ -546,14 +635,16 @@ class ArrayEncoder {
     *last = end;
     const int64_t size = (length + 1) * static_cast<int64_t>(sizeof(Offset));
     if (begin == 0) {
-      return body_.AddBuffer(static_cast<const uint8_t*>(offsets) + phys * sizeof(Offset), size);
+      body_.AddBuffer(static_cast<const uint8_t*>(offsets) + phys * sizeof(Offset), size);
+      return OkStatus();
     }
     std::vector<uint8_t> rebased(static_cast<size_t>(size));
     for (int64_t i = 0; i <= length; ++i) {
       const Offset value = static_cast<Offset>(LoadAt<Offset>(offsets, phys + i) - begin);
       std::memcpy(rebased.data() + i * sizeof(Offset), &value, sizeof(Offset));
     }
-    return body_.AddCopy(std::move(rebased));
+    body_.AddCopy(std::move(rebased));
+    return OkStatus();
   }
 
   template <typename Offset>
@@ -561,9 +652,13 @@ class ArrayEncoder {
     int64_t first = 0;
     int64_t last = 0;
     BRIDGE_RETURN_NOT_OK(EncodeOffsets<Offset>(f, a, phys, length, &first, &last));
-    if (last == first) return body_.AddBuffer(nullptr, 0);
+    if (last == first) {
+      body_.AddEmptyBuffer();
+      return OkStatus();
+    }
     if (a.buffers[2] == nullptr) return Bad(f, "the data buffer is null");
-    return body_.AddBuffer(static_cast<const uint8_t*>(a.buffers[2]) + first, last - first);
+    body_.AddBuffer(static_cast<const uint8_t*>(a.buffers[2]) + first, last - first);
+    return OkStatus();
   }
 
   template <typename Offset>
@@ -599,7 +694,7 @@ class ArrayEncoder {
       if (size < 0 || (size > 0 && data == nullptr)) {
         return Bad(f, "variadic buffer ", k, " has size ", size, " and address ", data);
       }
-      BRIDGE_RETURN_NOT_OK(body_.AddBuffer(static_cast<const uint8_t*>(data), size));
+      body_.AddBuffer(static_cast<const uint8_t*>(data), size);
     }
     return OkStatus();
   }
@@ -661,7 +756,7 @@ class ArrayEncoder {
       BRIDGE_RETURN_NOT_OK(Encode(ends_field, ends, 0, used));
     } else {
       body_.AddNode(used, 0);
-      BRIDGE_RETURN_NOT_OK(body_.AddBuffer(nullptr, 0));
+      body_.AddEmptyBuffer();
       std::vector<uint8_t> shifted(static_cast<size_t>(used * width));
       for (int64_t r = 0; r < used; ++r) {
         const int64_t end = std::min(end_of_run(first_run + r) - phys, length);
@@ -680,7 +775,7 @@ class ArrayEncoder {
             std::memcpy(shifted.data() + r * width, &end, sizeof(end));
         }
       }
-      BRIDGE_RETURN_NOT_OK(body_.AddCopy(std::move(shifted)));
+      body_.AddCopy(std::move(shifted));
     }
     return Encode(values_field, values, first_run, used);
   }
@@ -963,8 +1058,8 @@ EncodedMessage FinishMessage(flatbuffers::FlatBufferBuilder& fbb, MessageType ty
 flatbuffers::Offset<fb::RecordBatch> WriteRecordBatch(flatbuffers::FlatBufferBuilder& fbb,
                                                       int64_t length, const BodyWriter& body,
                                                       Codec codec) {
-  auto nodes = fbb.CreateVectorOfStructs(body.nodes());
-  auto buffers = fbb.CreateVectorOfStructs(body.buffers());
+  auto nodes = fbb.CreateVectorOfStructs(body.nodes().data(), body.nodes().size());
+  auto buffers = fbb.CreateVectorOfStructs(body.buffers().data(), body.buffers().size());
   flatbuffers::Offset<fb::BodyCompression> compression;
   if (codec != Codec::kNone) {
     compression = fb::CreateBodyCompression(
@@ -972,7 +1067,9 @@ flatbuffers::Offset<fb::RecordBatch> WriteRecordBatch(flatbuffers::FlatBufferBui
         fb::BodyCompressionMethod::BUFFER);
   }
   flatbuffers::Offset<flatbuffers::Vector<int64_t>> variadic;
-  if (!body.variadic_counts().empty()) variadic = fbb.CreateVector(body.variadic_counts());
+  if (!body.variadic_counts().empty()) {
+    variadic = fbb.CreateVector(body.variadic_counts().data(), body.variadic_counts().size());
+  }
   return fb::CreateRecordBatch(fbb, length, nodes, buffers, compression, variadic);
 }
 
@@ -1032,8 +1129,7 @@ EncodedMessage FromTemplate(const RecordBatchTemplate& t, int64_t length, const 
 EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& options,
                                   int64_t length, const BodyWriter& body) {
   const RecordBatchShape shape{body.nodes().size(), body.buffers().size(),
-                               body.variadic_counts().size(), length != 0,
-                               body.body_length() != 0};
+                               body.variadic_counts().size(), length != 0, body.body_length() != 0};
   RecordBatchTemplate& t = scratch.record_batch;
   const bool reuse = !t.metadata.empty() && t.shape == shape;
 #ifdef NDEBUG
@@ -1042,9 +1138,9 @@ EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& 
   flatbuffers::FlatBufferBuilder& fbb = scratch.fbb;
   fbb.Clear();
   auto header = WriteRecordBatch(fbb, length, body, options.codec);
-  EncodedMessage built = FinishMessage(fbb, MessageType::kRecordBatch,
-                                       fb::MessageHeader::RecordBatch, header.Union(),
-                                       body.body_length(), options.alignment);
+  EncodedMessage built =
+      FinishMessage(fbb, MessageType::kRecordBatch, fb::MessageHeader::RecordBatch, header.Union(),
+                    body.body_length(), options.alignment);
   if (reuse) {
     // Debug builds check the template against the builder.
     BRIDGE_DCHECK(FromTemplate(t, length, body).metadata == built.metadata);
@@ -1056,9 +1152,10 @@ EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& 
 
 // Moves the body's segments into `message` and makes its keep_alive own `batch` and the
 // bytes the encoder made for it (if any: otherwise the batch holder alone, no allocation).
-EncodedMessage WithBody(EncodedMessage message, BodyWriter& body,
-                        std::shared_ptr<const BatchHolder> batch) {
-  message.body = std::move(body.segments());
+void AttachBody(EncodedMessage& message, BodyWriter& body,
+                std::shared_ptr<const BatchHolder> batch) {
+  // The one allocation of the body's list: exactly its size.
+  message.body.assign(body.segments().data(), body.segments().data() + body.segments().size());
   message.copied_bytes = body.copied_bytes();
   if (body.owned().empty()) {
     message.keep_alive = std::move(batch);
@@ -1068,7 +1165,6 @@ EncodedMessage WithBody(EncodedMessage message, BodyWriter& body,
     storage->owned = std::move(body.owned());
     message.keep_alive = std::move(storage);
   }
-  return message;
 }
 
 }  // namespace
@@ -1082,7 +1178,6 @@ struct SentDictionary {
 struct RecordBatchEncoder::State {
   SchemaInfo schema;
   std::vector<FieldLayout> columns;  // of schema.fields
-  LayoutSize layout;                 // of the record batches
   EncodeOptions options;
   EncodeStats stats;
   std::vector<SentDictionary> dictionaries;  // by id
@@ -1112,8 +1207,7 @@ Status CollectDictionaries(const Context& context, const FieldLayout& f, const A
   return OkStatus();
 }
 
-Result<EncodedMessage> EncodeDictionaryBatch(const EncodeOptions& options,
-                                             MessageScratch& scratch,
+Result<EncodedMessage> EncodeDictionaryBatch(const EncodeOptions& options, MessageScratch& scratch,
                                              std::shared_ptr<const BatchHolder> batch,
                                              const Context& context, const FieldLayout& field,
                                              const ArrowArray& dictionary, int64_t start,
@@ -1124,6 +1218,7 @@ Result<EncodedMessage> EncodeDictionaryBatch(const EncodeOptions& options,
   ArrayEncoder encoder(dictionary_context, body);
   const int64_t length = dictionary.length - start;
   BRIDGE_RETURN_NOT_OK(encoder.Encode(*field.dictionary, dictionary, start, length));
+  BRIDGE_RETURN_NOT_OK(body.status());
   flatbuffers::FlatBufferBuilder& fbb = scratch.fbb;
   fbb.Clear();
   auto data = WriteRecordBatch(fbb, length, body, options.codec);
@@ -1131,7 +1226,8 @@ Result<EncodedMessage> EncodeDictionaryBatch(const EncodeOptions& options,
   EncodedMessage message =
       FinishMessage(fbb, MessageType::kDictionaryBatch, fb::MessageHeader::DictionaryBatch,
                     header.Union(), body.body_length(), options.alignment);
-  return WithBody(std::move(message), body, std::move(batch));
+  AttachBody(message, body, std::move(batch));
+  return message;
 }
 
 }  // namespace
@@ -1153,10 +1249,7 @@ Result<std::unique_ptr<RecordBatchEncoder>> RecordBatchEncoder::Make(const Arrow
   BRIDGE_ASSIGN_OR_RETURN(state->schema, AnalyzeSchema(schema));
   state->options = options;
   state->columns.reserve(state->schema.fields.size());
-  for (const FieldInfo& field : state->schema.fields) {
-    state->columns.emplace_back(field);
-    AddLayoutSize(field, &state->layout);
-  }
+  for (const FieldInfo& field : state->schema.fields) state->columns.emplace_back(field);
   state->dictionaries.resize(static_cast<size_t>(state->schema.num_dictionaries));
   return std::unique_ptr<RecordBatchEncoder>(new RecordBatchEncoder(std::move(state)));
 }
@@ -1201,6 +1294,8 @@ Result<std::vector<EncodedMessage>> RecordBatchEncoder::Encode(OwnedArray batch)
   for (int64_t i = 0; i < columns; ++i) {
     if (top.children[i] == nullptr)
       return InvalidArgument(context.ToString(), ": column ", i, " is null");
+    // The columns' structs are read next, one after the other: fetch them all at once.
+    __builtin_prefetch(top.children[i]);
   }
 
   std::vector<DictionaryUse> uses;
@@ -1237,22 +1332,21 @@ Result<std::vector<EncodedMessage>> RecordBatchEncoder::Encode(OwnedArray batch)
         ++replacements;
       }
     }
-    BRIDGE_ASSIGN_OR_RETURN(
-        EncodedMessage message,
-        EncodeDictionaryBatch(s.options, s.scratch, holder, context, *use.field, *use.dictionary,
-                              start, is_delta));
+    BRIDGE_ASSIGN_OR_RETURN(EncodedMessage message,
+                            EncodeDictionaryBatch(s.options, s.scratch, holder, context, *use.field,
+                                                  *use.dictionary, start, is_delta));
     messages.push_back(std::move(message));
   }
 
-  BodyWriter body(s.options, s.scratch, s.layout);
+  BodyWriter body(s.options, s.scratch);
   ArrayEncoder encoder(context, body);
   for (int64_t i = 0; i < columns; ++i) {
     // Columns are a struct's children: the struct's offset applies to them.
-    BRIDGE_RETURN_NOT_OK(
-        encoder.Encode(s.columns[i], *top.children[i], top.offset, top.length));
+    BRIDGE_RETURN_NOT_OK(encoder.Encode(s.columns[i], *top.children[i], top.offset, top.length));
   }
-  EncodedMessage message = RecordBatchMessage(s.scratch, s.options, top.length, body);
-  messages.push_back(WithBody(std::move(message), body, holder));
+  BRIDGE_RETURN_NOT_OK(body.status());
+  messages.push_back(RecordBatchMessage(s.scratch, s.options, top.length, body));
+  AttachBody(messages.back(), body, holder);
 
   // Success: remember this batch's dictionaries (equal ones too, so older batches can go).
   for (const DictionaryUse& use : uses) {

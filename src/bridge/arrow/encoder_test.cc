@@ -11,176 +11,28 @@
 
 #include "bridge/arrow/data_type.h"
 #include "bridge/arrow/fb/Message_generated.h"
+#include "bridge/arrow/test_arrays.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
 
 namespace bridge::ipc {
 namespace {
 
+using test_arrays::Batch;
+using test_arrays::Bits;
+using test_arrays::Bytes;
+using test_arrays::Chars;
+using test_arrays::Columns;
+using test_arrays::Int32s;
+using test_arrays::MakeArray;
+using test_arrays::MakeSchema;
+using test_arrays::released_test_arrays;
+using test_arrays::Utf8;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 // ---------------------------------------------------------------------------------------
 // Arrays and schemas made by hand
-
-int released_arrays = 0;  // test arrays whose release ran
-
-template <typename T>
-std::vector<uint8_t> Bytes(std::initializer_list<T> values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.begin(), bytes.size());
-  return bytes;
-}
-
-// Bit i is set when pattern[i] == '1'; one spare zero byte at the end.
-std::vector<uint8_t> Bits(std::string_view pattern) {
-  std::vector<uint8_t> bytes((pattern.size() + 7) / 8 + 1, 0);
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '1') bytes[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-  }
-  return bytes;
-}
-
-std::vector<uint8_t> Chars(std::string_view text) { return {text.begin(), text.end()}; }
-
-using MaybeBuffer = std::optional<std::vector<uint8_t>>;
-
-struct TestArrayData {
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<const void*> buffers;
-  std::vector<OwnedArray> owned_children;
-  std::vector<ArrowArray*> children;
-  OwnedArray dictionary;
-};
-
-void ReleaseTestArray(ArrowArray* array) {
-  delete static_cast<TestArrayData*>(array->private_data);
-  array->release = nullptr;
-  ++released_arrays;
-}
-
-// An array owning `buffers` (nullopt = a null pointer). null_count -2 counts the zero bits of
-// buffer 0 over the rows.
-OwnedArray MakeArray(int64_t length, std::vector<MaybeBuffer> buffers,
-                     std::vector<OwnedArray> children = {}, OwnedArray dictionary = {},
-                     int64_t offset = 0, int64_t null_count = -2) {
-  auto data = std::make_unique<TestArrayData>();
-  data->storage.reserve(buffers.size());
-  for (auto& b : buffers) {
-    if (b.has_value()) {
-      data->storage.push_back(std::move(*b));
-      data->buffers.push_back(data->storage.back().data());
-    } else {
-      data->buffers.push_back(nullptr);
-    }
-  }
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  if (null_count == -2) {
-    null_count = 0;
-    if (!data->buffers.empty() && data->buffers[0] != nullptr) {
-      const auto* bits = static_cast<const uint8_t*>(data->buffers[0]);
-      for (int64_t i = offset; i < offset + length; ++i)
-        null_count += !((bits[i / 8] >> (i % 8)) & 1);
-    }
-  }
-  ArrowArray raw{};
-  raw.length = length;
-  raw.null_count = null_count;
-  raw.offset = offset;
-  raw.n_buffers = static_cast<int64_t>(data->buffers.size());
-  raw.buffers = data->buffers.data();
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestArray;
-  raw.private_data = data.release();
-  return OwnedArray(&raw);
-}
-
-// A record batch: a struct array with no validity bitmap.
-OwnedArray Batch(int64_t length, std::vector<OwnedArray> columns, int64_t offset = 0) {
-  return MakeArray(length, {std::nullopt}, std::move(columns), {}, offset, 0);
-}
-
-OwnedArray Int32s(std::initializer_list<int32_t> values, std::string_view validity = "",
-                  int64_t offset = 0) {
-  const int64_t length = static_cast<int64_t>(values.size()) - offset;
-  return MakeArray(length, {validity.empty() ? MaybeBuffer() : Bits(validity), Bytes(values)}, {},
-                   {}, offset);
-}
-
-// utf8 of `values` (nullopt = null) with int32 offsets, viewing rows from `offset`.
-OwnedArray Utf8(std::vector<std::optional<std::string>> values, int64_t offset = 0) {
-  std::string pattern;
-  std::string chars;
-  std::vector<int32_t> offsets = {0};
-  for (const auto& v : values) {
-    pattern += v.has_value() ? '1' : '0';
-    if (v.has_value()) chars += *v;
-    offsets.push_back(static_cast<int32_t>(chars.size()));
-  }
-  std::vector<uint8_t> offset_bytes(offsets.size() * 4);
-  std::memcpy(offset_bytes.data(), offsets.data(), offset_bytes.size());
-  return MakeArray(static_cast<int64_t>(values.size()) - offset,
-                   {Bits(pattern), offset_bytes, Chars(chars)}, {}, {}, offset);
-}
-
-// C Data Interface metadata bytes of `pairs`.
-std::string MetadataBytes(const KeyValueMetadata& pairs) {
-  std::string out;
-  auto put = [&](int32_t v) { out.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-  put(static_cast<int32_t>(pairs.size()));
-  for (const auto& [k, v] : pairs) {
-    put(static_cast<int32_t>(k.size()));
-    out += k;
-    put(static_cast<int32_t>(v.size()));
-    out += v;
-  }
-  return out;
-}
-
-struct TestSchemaData {
-  std::string format;
-  std::string name;
-  std::string metadata;
-  std::vector<OwnedSchema> owned_children;
-  std::vector<ArrowSchema*> children;
-  OwnedSchema dictionary;
-};
-
-void ReleaseTestSchema(ArrowSchema* schema) {
-  delete static_cast<TestSchemaData*>(schema->private_data);
-  schema->release = nullptr;
-}
-
-OwnedSchema MakeSchema(std::string format, std::string name = "x",
-                       std::vector<OwnedSchema> children = {}, OwnedSchema dictionary = {},
-                       int64_t flags = ARROW_FLAG_NULLABLE, const KeyValueMetadata& metadata = {}) {
-  auto data = std::make_unique<TestSchemaData>();
-  data->format = std::move(format);
-  data->name = std::move(name);
-  if (!metadata.empty()) data->metadata = MetadataBytes(metadata);
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  ArrowSchema raw{};
-  raw.format = data->format.c_str();
-  raw.name = data->name.c_str();
-  raw.metadata = data->metadata.empty() ? nullptr : data->metadata.data();
-  raw.flags = flags;
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestSchema;
-  raw.private_data = data.release();
-  return OwnedSchema(&raw);
-}
-
-OwnedSchema Columns(std::vector<OwnedSchema> fields, const KeyValueMetadata& metadata = {}) {
-  return MakeSchema("+s", "", std::move(fields), {}, 0, metadata);
-}
 
 template <typename... Fields>
 std::vector<OwnedSchema> List(Fields... fields) {
@@ -958,17 +810,17 @@ TEST(EncoderTest, Alignment64PadsMetadataAndEveryBuffer) {
 TEST(EncoderTest, BatchIsReleasedWhenTheLastMessageIsDropped) {
   auto schema = Columns(List(MakeSchema("i", "a")));
   auto encoder = MakeEncoder(schema);
-  const int before = released_arrays;
+  const int before = released_test_arrays;
   std::vector<OwnedArray> columns;
   columns.push_back(Int32s({1, 2}));
   ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(Batch(2, std::move(columns))));
-  EXPECT_EQ(released_arrays, before);
+  EXPECT_EQ(released_test_arrays, before);
   EncodedMessage copy = messages[0];
   messages.clear();
-  EXPECT_EQ(released_arrays, before);
+  EXPECT_EQ(released_test_arrays, before);
   EXPECT_EQ(Buffers(copy)[1].bytes, AsBytes<int32_t>({1, 2}));  // still readable
   copy = EncodedMessage();
-  EXPECT_EQ(released_arrays, before + 2);  // the batch and its column
+  EXPECT_EQ(released_test_arrays, before + 2);  // the batch and its column
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1252,7 +1104,7 @@ TEST(EncoderTest, InvalidBatchesAreRejectedWithContext) {
     l->children[0]->release = nullptr;
     EXPECT_STATUS(encoder->Encode(batch(Int32s({1, 2}), std::move(l))),
                   StatusCode::kInvalidArgument, "field 'l.item': array is released");
-    delete static_cast<TestArrayData*>(child_storage);
+    test_arrays::FreeTestArrayData(child_storage);
   }
   {
     std::vector<uint8_t> bits = Bits("10");

@@ -10,7 +10,6 @@
 
 namespace {
 
-
 constexpr int64_t kMaxBatches = 1000;
 
 bridge::ipc::ReadOptions Options() {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge/arrow/test_arrays.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
 #include "nlohmann/json.hpp"
@@ -16,168 +17,23 @@ namespace {
 
 using ::testing::HasSubstr;
 using Json = nlohmann::ordered_json;
+using test_arrays::Batch;
+using test_arrays::Bits;
+using test_arrays::Bytes;
+using test_arrays::Chars;
+using test_arrays::Columns;
+using test_arrays::Int32s;
+using test_arrays::LargeUtf8;
+using test_arrays::MakeArray;
+using test_arrays::MakeSchema;
+using test_arrays::MaybeBuffer;
+using test_arrays::Utf8;
 
 // ---------------------------------------------------------------------------------------
 // Arrays and schemas made by hand
 
-using Bytes = std::optional<std::vector<uint8_t>>;
-
-template <typename T>
-std::vector<uint8_t> Values(std::initializer_list<T> values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.begin(), bytes.size());
-  return bytes;
-}
-
-// Bit i is set when pattern[i] == '1'.
-std::vector<uint8_t> Bits(std::string_view pattern) {
-  std::vector<uint8_t> bytes((pattern.size() + 7) / 8 + 1, 0);
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '1') bytes[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-  }
-  return bytes;
-}
-
-std::vector<uint8_t> Chars(std::string_view text) { return {text.begin(), text.end()}; }
-
-struct TestArrayData {
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<const void*> buffers;
-  std::vector<OwnedArray> owned_children;
-  std::vector<ArrowArray*> children;
-  OwnedArray dictionary;
-};
-
-void ReleaseTestArray(ArrowArray* array) {
-  delete static_cast<TestArrayData*>(array->private_data);
-  array->release = nullptr;
-}
-
-// An array owning copies of `buffers` (nullopt = a null pointer); null_count counts the zero
-// bits of buffer 0 over the rows when `count_nulls`.
-OwnedArray MakeArray(int64_t length, std::vector<Bytes> buffers,
-                     std::vector<OwnedArray> children = {}, OwnedArray dictionary = {},
-                     int64_t offset = 0, bool count_nulls = true) {
-  auto data = std::make_unique<TestArrayData>();
-  data->storage.reserve(buffers.size());
-  for (auto& b : buffers) {
-    if (b.has_value()) {
-      data->storage.push_back(std::move(*b));
-      data->buffers.push_back(data->storage.back().data());
-    } else {
-      data->buffers.push_back(nullptr);
-    }
-  }
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  int64_t null_count = 0;
-  if (count_nulls && !data->buffers.empty() && data->buffers[0] != nullptr) {
-    const auto* bits = static_cast<const uint8_t*>(data->buffers[0]);
-    for (int64_t i = offset; i < offset + length; ++i)
-      null_count += !((bits[i / 8] >> (i % 8)) & 1);
-  }
-  ArrowArray raw{};
-  raw.length = length;
-  raw.null_count = null_count;
-  raw.offset = offset;
-  raw.n_buffers = static_cast<int64_t>(data->buffers.size());
-  raw.buffers = data->buffers.data();
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestArray;
-  raw.private_data = data.release();
-  return OwnedArray(&raw);
-}
-
-struct TestSchemaData {
-  std::string format;
-  std::string name;
-  std::string metadata;
-  std::vector<OwnedSchema> owned_children;
-  std::vector<ArrowSchema*> children;
-  OwnedSchema dictionary;
-};
-
-void ReleaseTestSchema(ArrowSchema* schema) {
-  delete static_cast<TestSchemaData*>(schema->private_data);
-  schema->release = nullptr;
-}
-
-// The C Data Interface encoding of key/value metadata.
-std::string EncodeMetadata(const std::vector<std::pair<std::string, std::string>>& pairs) {
-  if (pairs.empty()) return {};
-  std::string out;
-  auto put = [&](int32_t n) { out.append(reinterpret_cast<const char*>(&n), 4); };
-  put(static_cast<int32_t>(pairs.size()));
-  for (const auto& [k, v] : pairs) {
-    put(static_cast<int32_t>(k.size()));
-    out += k;
-    put(static_cast<int32_t>(v.size()));
-    out += v;
-  }
-  return out;
-}
-
-struct SchemaSpec {
-  std::string name = "x";
-  int64_t flags = ARROW_FLAG_NULLABLE;
-  std::vector<std::pair<std::string, std::string>> metadata;
-};
-
-OwnedSchema MakeSchema(std::string format, std::vector<OwnedSchema> children = {},
-                       SchemaSpec spec = {}, OwnedSchema dictionary = {}) {
-  auto data = std::make_unique<TestSchemaData>();
-  data->format = std::move(format);
-  data->name = spec.name;
-  data->metadata = EncodeMetadata(spec.metadata);
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  ArrowSchema raw{};
-  raw.format = data->format.c_str();
-  raw.name = data->name.c_str();
-  raw.metadata = data->metadata.empty() ? nullptr : data->metadata.data();
-  raw.flags = spec.flags;
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = &ReleaseTestSchema;
-  raw.private_data = data.release();
-  return OwnedSchema(&raw);
-}
-
 OwnedSchema Field(std::string format, std::string name, std::vector<OwnedSchema> children = {}) {
-  return MakeSchema(std::move(format), std::move(children), {.name = std::move(name)});
-}
-
-// utf8 (or binary) array of `values`; an empty optional is a null.
-OwnedArray Utf8(std::vector<std::optional<std::string>> values, bool large = false) {
-  std::string pattern;
-  std::string chars;
-  std::vector<uint8_t> offsets;
-  auto put = [&](int64_t o) {
-    auto b = large ? Values<int64_t>({o}) : Values<int32_t>({static_cast<int32_t>(o)});
-    offsets.insert(offsets.end(), b.begin(), b.end());
-  };
-  put(0);
-  for (const auto& v : values) {
-    pattern += v.has_value() ? '1' : '0';
-    if (v.has_value()) chars += *v;
-    put(static_cast<int64_t>(chars.size()));
-  }
-  return MakeArray(static_cast<int64_t>(values.size()), {Bits(pattern), offsets, Chars(chars)});
-}
-
-OwnedArray Int32s(std::initializer_list<int32_t> values, std::string_view validity = "") {
-  return MakeArray(static_cast<int64_t>(values.size()),
-                   {validity.empty() ? Bytes() : Bits(validity), Values<int32_t>(values)});
-}
-
-// A batch: a struct array over `columns`, all of `length` rows.
-OwnedArray Batch(int64_t length, std::vector<OwnedArray> columns, int64_t offset = 0) {
-  return MakeArray(length, {Bytes()}, std::move(columns), {}, offset);
+  return MakeSchema(std::move(format), std::move(name), std::move(children));
 }
 
 std::vector<const ArrowArray*> Pointers(const std::vector<OwnedArray>& arrays) {
@@ -203,30 +59,31 @@ Sample MakeSample() {
   fields.push_back(Field("i", "i32"));
   columns.push_back(Int32s({1, -2, 999, 4}, "1101"));
 
-  fields.push_back(MakeSchema("l", {}, {.name = "i64", .flags = 0, .metadata = {{"unit", "cm"}}}));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int64_t>({INT64_MIN, INT64_MAX, 0, -7})}));
+  fields.push_back(MakeSchema("l", "i64", {}, {}, 0, {{"unit", "cm"}}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int64_t>({INT64_MIN, INT64_MAX, 0, -7})}));
 
   fields.push_back(Field("L", "u64"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<uint64_t>({UINT64_MAX, 0, 1, 2})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<uint64_t>({UINT64_MAX, 0, 1, 2})}));
 
   fields.push_back(Field("b", "flag"));
   columns.push_back(MakeArray(n, {Bits("1011"), Bits("1001")}));
 
   fields.push_back(Field("f", "f32"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<float>({641.818f, -0.5f, 1e-7f, 3.25f})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<float>({641.818f, -0.5f, 1e-7f, 3.25f})}));
 
   fields.push_back(Field("g", "f64"));
-  columns.push_back(MakeArray(n, {Bits("1110"), Values<double>({0.1, -1e300, 2.5, 0})}));
+  columns.push_back(MakeArray(n, {Bits("1110"), Bytes<double>({0.1, -1e300, 2.5, 0})}));
 
   fields.push_back(Field("e", "f16"));
   // 1.0, -2.0, 0.099975586 (closest to 0.1), 65504
-  columns.push_back(MakeArray(n, {Bytes(), Values<uint16_t>({0x3c00, 0xc000, 0x2e66, 0x7bff})}));
+  columns.push_back(
+      MakeArray(n, {MaybeBuffer(), Bytes<uint16_t>({0x3c00, 0xc000, 0x2e66, 0x7bff})}));
 
   fields.push_back(Field("u", "s"));
   columns.push_back(Utf8({"a", std::nullopt, "", "h\xc3\xa9llo \"q\""}));
 
   fields.push_back(Field("U", "ls"));
-  columns.push_back(Utf8({"x", "yy", std::nullopt, "zzz"}, /*large=*/true));
+  columns.push_back(LargeUtf8({"x", "yy", std::nullopt, "zzz"}));
 
   fields.push_back(Field("z", "bin"));
   columns.push_back(Utf8({std::string("\x00\xff", 2), "\x0a", std::nullopt, ""}));
@@ -242,7 +99,7 @@ Sample MakeSample() {
     v[1] = 0x30;
     std::memset(v.data() + 16, 0xff, 16);
     v[47] = 0x80;
-    columns.push_back(MakeArray(n, {Bytes(), v}));
+    columns.push_back(MakeArray(n, {MaybeBuffer(), v}));
   }
 
   fields.push_back(Field("d:40,5,256", "dec256"));
@@ -254,50 +111,51 @@ Sample MakeSample() {
     std::memset(v.data() + 96, 0xff, 31);
     v[96] = 0xfe;  // -2
     v[127] = 0xff;
-    columns.push_back(MakeArray(n, {Bytes(), v}));
+    columns.push_back(MakeArray(n, {MaybeBuffer(), v}));
   }
 
   fields.push_back(Field("d:5,1,32", "dec32"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int32_t>({-12345, 0, 99999, 1})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int32_t>({-12345, 0, 99999, 1})}));
 
   fields.push_back(Field("tdD", "date32"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int32_t>({0, 18262, -1, 2932896})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int32_t>({0, 18262, -1, 2932896})}));
 
   fields.push_back(Field("tdm", "date64"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int64_t>({0, 86400000, -86400000, 1})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int64_t>({0, 86400000, -86400000, 1})}));
 
   fields.push_back(Field("ttm", "time32"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int32_t>({0, 1000, 86399999, 5})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int32_t>({0, 1000, 86399999, 5})}));
 
   fields.push_back(Field("ttn", "time64"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int64_t>({0, 1, 86399999999999, 5})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int64_t>({0, 1, 86399999999999, 5})}));
 
   fields.push_back(Field("tsu:Europe/Paris", "ts"));
-  columns.push_back(MakeArray(n, {Bits("0111"), Values<int64_t>({-1, 0, 1600000000000000, 3})}));
+  columns.push_back(MakeArray(n, {Bits("0111"), Bytes<int64_t>({-1, 0, 1600000000000000, 3})}));
 
   fields.push_back(Field("tDs", "dur"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int64_t>({-5, 0, 5, INT64_MAX})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int64_t>({-5, 0, 5, INT64_MAX})}));
 
   fields.push_back(Field("tiM", "months"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int32_t>({-12, 0, 12, 1200})}));
+  columns.push_back(MakeArray(n, {MaybeBuffer(), Bytes<int32_t>({-12, 0, 12, 1200})}));
 
   fields.push_back(Field("tiD", "daytime"));
-  columns.push_back(MakeArray(n, {Bytes(), Values<int32_t>({1, -2, 3, 4, 0, 0, -5, 86400000})}));
+  columns.push_back(
+      MakeArray(n, {MaybeBuffer(), Bytes<int32_t>({1, -2, 3, 4, 0, 0, -5, 86400000})}));
 
   fields.push_back(Field("tin", "mdn"));
   {
     std::vector<uint8_t> v;
     for (int i = 0; i < 4; ++i) {
-      auto m = Values<int32_t>({i, -i * 10});
-      auto ns = Values<int64_t>({i == 3 ? INT64_MIN : i * 1000000007LL});
+      auto m = Bytes<int32_t>({i, -i * 10});
+      auto ns = Bytes<int64_t>({i == 3 ? INT64_MIN : i * 1000000007LL});
       v.insert(v.end(), m.begin(), m.end());
       v.insert(v.end(), ns.begin(), ns.end());
     }
-    columns.push_back(MakeArray(n, {Bytes(), v}));
+    columns.push_back(MakeArray(n, {MaybeBuffer(), v}));
   }
 
   fields.push_back(Field("n", "nothing"));
-  columns.push_back(MakeArray(n, {}, {}, {}, 0, false));
+  columns.push_back(MakeArray(n, {}, {}, {}, 0, 0));
   columns.back()->null_count = n;
 
   // list<int32>: [1, 2], null, [], [3, null]
@@ -308,7 +166,7 @@ Sample MakeSample() {
     std::vector<OwnedArray> child;
     child.push_back(Int32s({1, 2, 3, 0}, "1110"));
     columns.push_back(
-        MakeArray(n, {Bits("1011"), Values<int32_t>({0, 2, 2, 2, 4})}, std::move(child)));
+        MakeArray(n, {Bits("1011"), Bytes<int32_t>({0, 2, 2, 2, 4})}, std::move(child)));
   }
 
   // large list of utf8: ["a"], [], ["b", "c"], null
@@ -319,7 +177,7 @@ Sample MakeSample() {
     std::vector<OwnedArray> child;
     child.push_back(Utf8({"a", "b", "c"}));
     columns.push_back(
-        MakeArray(n, {Bits("1110"), Values<int64_t>({0, 1, 1, 3, 3})}, std::move(child)));
+        MakeArray(n, {Bits("1110"), Bytes<int64_t>({0, 1, 1, 3, 3})}, std::move(child)));
   }
 
   // fixed_size_list<int16>[2]
@@ -328,7 +186,7 @@ Sample MakeSample() {
     item.push_back(Field("s", "item"));
     fields.push_back(Field("+w:2", "fl", std::move(item)));
     std::vector<OwnedArray> child;
-    child.push_back(MakeArray(8, {Bits("11111101"), Values<int16_t>({1, 2, 3, 4, 5, 6, 7, 8})}));
+    child.push_back(MakeArray(8, {Bits("11111101"), Bytes<int16_t>({1, 2, 3, 4, 5, 6, 7, 8})}));
     columns.push_back(MakeArray(n, {Bits("1101")}, std::move(child)));
   }
 
@@ -347,20 +205,19 @@ Sample MakeSample() {
   // map<utf8, int32>: {k1: 1}, {}, null, {k2: 2, k3: null}
   {
     std::vector<OwnedSchema> kv;
-    kv.push_back(MakeSchema("u", {}, {.name = "key", .flags = 0}));
+    kv.push_back(MakeSchema("u", "key", {}, {}, 0));
     kv.push_back(Field("i", "value"));
     std::vector<OwnedSchema> entries;
-    entries.push_back(MakeSchema("+s", std::move(kv), {.name = "entries", .flags = 0}));
-    fields.push_back(
-        MakeSchema("+m", std::move(entries),
-                   {.name = "mp", .flags = ARROW_FLAG_NULLABLE | ARROW_FLAG_MAP_KEYS_SORTED}));
+    entries.push_back(MakeSchema("+s", "entries", std::move(kv), {}, 0));
+    fields.push_back(MakeSchema("+m", "mp", std::move(entries), {},
+                                ARROW_FLAG_NULLABLE | ARROW_FLAG_MAP_KEYS_SORTED));
     std::vector<OwnedArray> kv_arrays;
     kv_arrays.push_back(Utf8({"k1", "k2", "k3"}));
     kv_arrays.push_back(Int32s({1, 2, 0}, "110"));
     std::vector<OwnedArray> entry_arrays;
-    entry_arrays.push_back(MakeArray(3, {Bytes()}, std::move(kv_arrays)));
+    entry_arrays.push_back(MakeArray(3, {MaybeBuffer()}, std::move(kv_arrays)));
     columns.push_back(
-        MakeArray(n, {Bits("1101"), Values<int32_t>({0, 1, 1, 1, 3})}, std::move(entry_arrays)));
+        MakeArray(n, {Bits("1101"), Bytes<int32_t>({0, 1, 1, 1, 3})}, std::move(entry_arrays)));
   }
 
   // dense union<int32 (id 5), utf8 (id 9)>: 7, "x", null int, "y"
@@ -372,7 +229,7 @@ Sample MakeSample() {
     std::vector<OwnedArray> children;
     children.push_back(Int32s({7, 0}, "10"));
     children.push_back(Utf8({"x", "y"}));
-    columns.push_back(MakeArray(n, {Values<int8_t>({5, 9, 5, 9}), Values<int32_t>({0, 0, 1, 1})},
+    columns.push_back(MakeArray(n, {Bytes<int8_t>({5, 9, 5, 9}), Bytes<int32_t>({0, 0, 1, 1})},
                                 std::move(children)));
   }
 
@@ -383,15 +240,15 @@ Sample MakeSample() {
     members.push_back(Field("b", "b"));
     fields.push_back(Field("+us:0,1", "su", std::move(members)));
     std::vector<OwnedArray> children;
-    children.push_back(MakeArray(n, {Bytes(), Values<double>({1.5, 0, 0, -2})}));
-    children.push_back(MakeArray(n, {Bytes(), Bits("0100")}));
-    columns.push_back(MakeArray(n, {Values<int8_t>({0, 1, 1, 0})}, std::move(children)));
+    children.push_back(MakeArray(n, {MaybeBuffer(), Bytes<double>({1.5, 0, 0, -2})}));
+    children.push_back(MakeArray(n, {MaybeBuffer(), Bits("0100")}));
+    columns.push_back(MakeArray(n, {Bytes<int8_t>({0, 1, 1, 0})}, std::move(children)));
   }
 
   // dictionary<int8 -> utf8>: "red", "blue", null, "red"
   {
-    fields.push_back(MakeSchema("c", {}, {.name = "dict"}, Field("u", "")));
-    columns.push_back(MakeArray(n, {Bits("1101"), Values<int8_t>({0, 2, 1, 0})}, {},
+    fields.push_back(MakeSchema("c", "dict", {}, Field("u", "")));
+    columns.push_back(MakeArray(n, {Bits("1101"), Bytes<int8_t>({0, 2, 1, 0})}, {},
                                 Utf8({"red", "green", "blue"})));
   }
 
@@ -417,24 +274,23 @@ Sample MakeSample() {
     put_ref(1, long0, 0, 2);
     put_ref(3, long1, 1, 0);
     columns.push_back(MakeArray(n, {Bits("1101"), views, Chars("xx" + long0), Chars(long1),
-                                    Values<int64_t>({static_cast<int64_t>(long0.size() + 2),
-                                                     static_cast<int64_t>(long1.size())})}));
+                                    Bytes<int64_t>({static_cast<int64_t>(long0.size() + 2),
+                                                    static_cast<int64_t>(long1.size())})}));
   }
 
   // run-end encoded<int32 run ends, utf8 values>: "a", "a", "b", null
   {
     std::vector<OwnedSchema> members;
-    members.push_back(MakeSchema("i", {}, {.name = "run_ends", .flags = 0}));
+    members.push_back(MakeSchema("i", "run_ends", {}, {}, 0));
     members.push_back(Field("u", "values"));
     fields.push_back(Field("+r", "ree", std::move(members)));
     std::vector<OwnedArray> children;
-    children.push_back(MakeArray(3, {Bytes(), Values<int32_t>({2, 3, 4})}));
+    children.push_back(MakeArray(3, {MaybeBuffer(), Bytes<int32_t>({2, 3, 4})}));
     children.push_back(Utf8({"a", "b", std::nullopt}));
     columns.push_back(MakeArray(n, {}, std::move(children)));
   }
 
-  s.schema = MakeSchema("+s", std::move(fields),
-                        {.name = "", .flags = 0, .metadata = {{"origin", "test"}}});
+  s.schema = Columns(std::move(fields), {{"origin", "test"}});
   s.batches.push_back(Batch(n, std::move(columns)));
   return s;
 }
@@ -733,14 +589,14 @@ TEST(IntegrationJsonTest, SlicedArraysAreWrittenNormalized) {
     std::vector<OwnedSchema> members;
     members.push_back(Field("i", "a"));
     fields.push_back(Field("+s", "st", std::move(members)));
-    return MakeSchema("+s", std::move(fields), {.name = "", .flags = 0});
+    return Columns(std::move(fields));
   };
   OwnedSchema schema = make_schema();
   auto make_columns = [](int64_t column_offset) {
     std::vector<OwnedArray> columns;
     std::vector<OwnedArray> child;
     child.push_back(Int32s({1, 2, 3, 4, 5, 6}));
-    columns.push_back(MakeArray(4, {Bits("1111"), Values<int32_t>({0, 1, 3, 3, 6})},
+    columns.push_back(MakeArray(4, {Bits("1111"), Bytes<int32_t>({0, 1, 3, 3, 6})},
                                 std::move(child), {}, column_offset));
     columns.push_back(Utf8({"a", "bb", std::nullopt, "dddd"}));
     columns.back()->offset = column_offset;
@@ -748,7 +604,7 @@ TEST(IntegrationJsonTest, SlicedArraysAreWrittenNormalized) {
     columns.back()->null_count = -1;
     std::vector<OwnedArray> members;
     members.push_back(Int32s({10, 20, 30, 40}, "1011"));
-    columns.push_back(MakeArray(4, {Bytes()}, std::move(members)));
+    columns.push_back(MakeArray(4, {MaybeBuffer()}, std::move(members)));
     return columns;
   };
   std::vector<OwnedArray> batches;
@@ -780,14 +636,14 @@ TEST(IntegrationJsonTest, SlicedArraysAreWrittenNormalized) {
 TEST(IntegrationJsonTest, GrowingDictionariesAreWrittenOnceAndReplacedOnesRefused) {
   auto schema = [] {
     std::vector<OwnedSchema> fields;
-    fields.push_back(MakeSchema("C", {}, {.name = "en"}, Field("u", "")));
-    return MakeSchema("+s", std::move(fields), {.name = "", .flags = 0});
+    fields.push_back(MakeSchema("C", "en", {}, Field("u", "")));
+    return Columns(std::move(fields));
   }();
   auto batch = [](std::vector<std::optional<std::string>> dictionary,
                   std::initializer_list<uint8_t> indices) {
     std::vector<OwnedArray> columns;
     columns.push_back(MakeArray(static_cast<int64_t>(indices.size()),
-                                {Bytes(), Values<uint8_t>(indices)}, {}, Utf8(dictionary)));
+                                {MaybeBuffer(), Bytes<uint8_t>(indices)}, {}, Utf8(dictionary)));
     return Batch(static_cast<int64_t>(indices.size()), std::move(columns));
   };
   std::vector<OwnedArray> growing;
@@ -835,11 +691,11 @@ TEST(IntegrationJsonTest, MalformedInputsAreErrors) {
   std::vector<OwnedSchema> item;
   item.push_back(Field("i", "item"));
   fields.push_back(Field("+l", "li", std::move(item)));
-  OwnedSchema schema = MakeSchema("+s", std::move(fields), {.name = "", .flags = 0});
+  OwnedSchema schema = Columns(std::move(fields));
   std::vector<OwnedArray> columns;
   std::vector<OwnedArray> child;
   child.push_back(Int32s({1}));
-  columns.push_back(MakeArray(1, {Bytes(), Values<int32_t>({0, 5})}, std::move(child)));
+  columns.push_back(MakeArray(1, {MaybeBuffer(), Bytes<int32_t>({0, 5})}, std::move(child)));
   std::vector<OwnedArray> bad;
   bad.push_back(Batch(1, std::move(columns)));
   EXPECT_STATUS(ToIntegrationJson(*schema, Pointers(bad)), StatusCode::kInvalidArgument,

@@ -11,6 +11,13 @@ target_link_libraries(bridge_arrow PRIVATE bridge_ipc_fbs)
 
 bridge_add_test(reader_test SOURCES reader_test.cc DEPS bridge_arrow bridge_ipc_fbs)
 bridge_add_test(bad_input_test SOURCES bad_input_test.cc DEPS bridge_arrow)
+if(BRIDGE_BUILD_TESTS)
+  # Where the golden files are when $BRIDGE_SHARED_DIR is not set (plain ctest, no preset).
+  foreach(test reader_test bad_input_test)
+    target_compile_definitions(${test} PRIVATE
+      BRIDGE_DEFAULT_SHARED_DIR="${PROJECT_SOURCE_DIR}/../shared")
+  endforeach()
+endif()
 
 # Fuzz targets (libFuzzer): -DBRIDGE_FUZZ=ON with clang. Combine with -DBRIDGE_SANITIZE=ON
 # so that the library is instrumented too.

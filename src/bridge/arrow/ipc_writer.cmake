@@ -14,5 +14,5 @@ target_include_directories(bridge_arrow SYSTEM PRIVATE "${BRIDGE_LZ4_INCLUDE_DIR
 target_link_libraries(bridge_arrow PRIVATE bridge_ipc_fbs zstd::libzstd_shared ${BRIDGE_LZ4_LIBRARY})
 
 bridge_add_test(compression_test SOURCES compression_test.cc DEPS bridge_arrow)
-bridge_add_test(encoder_test SOURCES encoder_test.cc DEPS bridge_arrow bridge_ipc_fbs bridge_engine)
-bridge_add_test(writer_test SOURCES writer_test.cc DEPS bridge_arrow bridge_ipc_fbs bridge_engine)
+bridge_add_test(encoder_test SOURCES encoder_test.cc DEPS bridge_arrow bridge_arrow_testing bridge_ipc_fbs bridge_engine)
+bridge_add_test(writer_test SOURCES writer_test.cc DEPS bridge_arrow bridge_arrow_testing bridge_ipc_fbs bridge_engine)

@@ -12,7 +12,6 @@
 
 namespace {
 
-
 constexpr int kMaxBatches = 1000;
 
 bridge::ipc::ReadOptions Options() {

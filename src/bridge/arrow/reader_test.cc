@@ -279,7 +279,7 @@ Result<OwnedSchema> DecodeSchemaBytes(const std::string& message, ReadOptions op
 
 std::filesystem::path SharedDir() {
   const char* shared = std::getenv("BRIDGE_SHARED_DIR");
-  return std::filesystem::path(shared != nullptr ? shared : "../shared");
+  return std::filesystem::path(shared != nullptr ? shared : BRIDGE_DEFAULT_SHARED_DIR);
 }
 
 std::filesystem::path Golden(const std::string& relative) {

@@ -16,134 +16,39 @@
 #include "bridge/arrow/fb/File_generated.h"
 #include "bridge/arrow/fb/Message_generated.h"
 #include "bridge/arrow/reader.h"
+#include "bridge/arrow/test_arrays.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
 
 namespace bridge::ipc {
 namespace {
 
+using test_arrays::Batch;
+using test_arrays::Bits;
+using test_arrays::Bytes;
+using test_arrays::Chars;
+using test_arrays::MakeSchema;
+using test_arrays::MaybeBuffer;
+using test_arrays::Utf8;
+using test_arrays::ValueAt;
 using ::testing::ElementsAre;
 
 // ---------------------------------------------------------------------------------------
 // Arrays and schemas made by hand
 
-template <typename T>
-std::vector<uint8_t> Bytes(std::initializer_list<T> values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  if (!bytes.empty()) std::memcpy(bytes.data(), values.begin(), bytes.size());
-  return bytes;
-}
-
-std::vector<uint8_t> Bits(std::string_view pattern) {
-  std::vector<uint8_t> bytes((pattern.size() + 7) / 8 + 1, 0);
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] == '1') bytes[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
-  }
-  return bytes;
-}
-
-std::vector<uint8_t> Chars(std::string_view text) { return {text.begin(), text.end()}; }
-
-using MaybeBuffer = std::optional<std::vector<uint8_t>>;
-
-struct TestArrayData {
-  std::vector<std::vector<uint8_t>> storage;
-  std::vector<const void*> buffers;
-  std::vector<OwnedArray> owned_children;
-  std::vector<ArrowArray*> children;
-  OwnedArray dictionary;
-};
-
-// An array owning `buffers` (nullopt = a null pointer), null_count -1 (unknown).
+// Returns an array owning `buffers` (nullopt = a null pointer) whose null_count is -1
+// (unknown), as a producer may hand it over.
 OwnedArray MakeArray(int64_t length, std::vector<MaybeBuffer> buffers,
                      std::vector<OwnedArray> children = {}, OwnedArray dictionary = {},
                      int64_t offset = 0) {
-  auto data = std::make_unique<TestArrayData>();
-  data->storage.reserve(buffers.size());
-  for (auto& b : buffers) {
-    if (b.has_value()) {
-      data->storage.push_back(std::move(*b));
-      data->buffers.push_back(data->storage.back().data());
-    } else {
-      data->buffers.push_back(nullptr);
-    }
-  }
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  ArrowArray raw{};
-  raw.length = length;
-  raw.null_count = -1;
-  raw.offset = offset;
-  raw.n_buffers = static_cast<int64_t>(data->buffers.size());
-  raw.buffers = data->buffers.data();
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = [](ArrowArray* a) {
-    delete static_cast<TestArrayData*>(a->private_data);
-    a->release = nullptr;
-  };
-  raw.private_data = data.release();
-  return OwnedArray(&raw);
+  return test_arrays::MakeArray(length, std::move(buffers), std::move(children),
+                                std::move(dictionary), offset, /*null_count=*/-1);
 }
 
 std::vector<OwnedArray> Arrays(auto... arrays) {
   std::vector<OwnedArray> out;
   (out.push_back(std::move(arrays)), ...);
   return out;
-}
-
-OwnedArray Batch(int64_t length, std::vector<OwnedArray> columns, int64_t offset = 0) {
-  auto batch = MakeArray(length, {std::nullopt}, std::move(columns), {}, offset);
-  batch->null_count = 0;
-  return batch;
-}
-
-OwnedArray Utf8(std::vector<std::optional<std::string>> values, int64_t offset = 0) {
-  std::string pattern;
-  std::string chars;
-  std::vector<int32_t> offsets = {0};
-  for (const auto& v : values) {
-    pattern += v.has_value() ? '1' : '0';
-    if (v.has_value()) chars += *v;
-    offsets.push_back(static_cast<int32_t>(chars.size()));
-  }
-  std::vector<uint8_t> offset_bytes(offsets.size() * 4);
-  std::memcpy(offset_bytes.data(), offsets.data(), offset_bytes.size());
-  return MakeArray(static_cast<int64_t>(values.size()) - offset,
-                   {Bits(pattern), offset_bytes, Chars(chars)}, {}, {}, offset);
-}
-
-struct TestSchemaData {
-  std::string format;
-  std::string name;
-  std::vector<OwnedSchema> owned_children;
-  std::vector<ArrowSchema*> children;
-  OwnedSchema dictionary;
-};
-
-OwnedSchema MakeSchema(std::string format, std::string name = "x",
-                       std::vector<OwnedSchema> children = {}, OwnedSchema dictionary = {}) {
-  auto data = std::make_unique<TestSchemaData>();
-  data->format = std::move(format);
-  data->name = std::move(name);
-  data->owned_children = std::move(children);
-  for (auto& c : data->owned_children) data->children.push_back(c.get());
-  data->dictionary = std::move(dictionary);
-  ArrowSchema raw{};
-  raw.format = data->format.c_str();
-  raw.name = data->name.c_str();
-  raw.flags = ARROW_FLAG_NULLABLE;
-  raw.n_children = static_cast<int64_t>(data->children.size());
-  raw.children = data->children.data();
-  raw.dictionary = data->dictionary.valid() ? data->dictionary.get() : nullptr;
-  raw.release = [](ArrowSchema* s) {
-    delete static_cast<TestSchemaData*>(s->private_data);
-    s->release = nullptr;
-  };
-  raw.private_data = data.release();
-  return OwnedSchema(&raw);
 }
 
 std::vector<OwnedSchema> Fields(auto... fields) {
@@ -158,147 +63,6 @@ OwnedSchema Columns(std::vector<OwnedSchema> fields) {
 
 // ---------------------------------------------------------------------------------------
 // Reading values back, independently of the encoder
-
-bool BitAt(const void* bits, int64_t i) {
-  return (static_cast<const uint8_t*>(bits)[i >> 3] >> (i & 7)) & 1;
-}
-
-template <typename T>
-T LoadAt(const void* base, int64_t index) {
-  T value;
-  std::memcpy(&value, static_cast<const uint8_t*>(base) + index * sizeof(T), sizeof(T));
-  return value;
-}
-
-std::string Hex(const void* data, int64_t size) {
-  std::string out = "0x";
-  for (int64_t i = 0; i < size; ++i) {
-    out += fmt::format("{:02x}", static_cast<const uint8_t*>(data)[i]);
-  }
-  return out;
-}
-
-int64_t IntegerAt(const DataType& t, const void* data, int64_t i) {
-  switch (t.id) {
-    case TypeId::kInt8:
-      return LoadAt<int8_t>(data, i);
-    case TypeId::kUInt8:
-      return LoadAt<uint8_t>(data, i);
-    case TypeId::kInt16:
-      return LoadAt<int16_t>(data, i);
-    case TypeId::kUInt16:
-      return LoadAt<uint16_t>(data, i);
-    case TypeId::kInt32:
-      return LoadAt<int32_t>(data, i);
-    case TypeId::kUInt32:
-      return LoadAt<uint32_t>(data, i);
-    case TypeId::kInt64:
-      return LoadAt<int64_t>(data, i);
-    default:
-      return static_cast<int64_t>(LoadAt<uint64_t>(data, i));
-  }
-}
-
-// Returns row `row` (counted from array.offset) as text.
-std::string ValueAt(const ArrowSchema& schema, const ArrowArray& array, int64_t row) {
-  const DataType t = ParseFormat(schema.format).value();
-  const int64_t p = array.offset + row;
-  const bool has_validity = schema.dictionary != nullptr ||
-                            (t.id != TypeId::kNull && t.id != TypeId::kDenseUnion &&
-                             t.id != TypeId::kSparseUnion && t.id != TypeId::kRunEndEncoded);
-  if (t.id == TypeId::kNull) return "null";
-  if (has_validity && array.buffers[0] != nullptr && !BitAt(array.buffers[0], p)) return "null";
-  if (schema.dictionary != nullptr) {
-    return ValueAt(*schema.dictionary, *array.dictionary, IntegerAt(t, array.buffers[1], p));
-  }
-  auto child = [&](int64_t c, int64_t r) {
-    return ValueAt(*schema.children[c], *array.children[c], r);
-  };
-  auto list = [&](int64_t begin, int64_t end) {
-    std::string out = "[";
-    for (int64_t i = begin; i < end; ++i) out += (i > begin ? ", " : "") + child(0, i);
-    return out + "]";
-  };
-  switch (t.id) {
-    case TypeId::kBool:
-      return BitAt(array.buffers[1], p) ? "true" : "false";
-    case TypeId::kInt8:
-    case TypeId::kUInt8:
-    case TypeId::kInt16:
-    case TypeId::kUInt16:
-    case TypeId::kInt32:
-    case TypeId::kUInt32:
-    case TypeId::kInt64:
-    case TypeId::kUInt64:
-      return std::to_string(IntegerAt(t, array.buffers[1], p));
-    case TypeId::kFloat32:
-      return fmt::format("{}", LoadAt<float>(array.buffers[1], p));
-    case TypeId::kFloat64:
-      return fmt::format("{}", LoadAt<double>(array.buffers[1], p));
-    case TypeId::kBinary:
-    case TypeId::kUtf8: {
-      const int32_t b = LoadAt<int32_t>(array.buffers[1], p);
-      const int32_t e = LoadAt<int32_t>(array.buffers[1], p + 1);
-      return "'" + std::string(static_cast<const char*>(array.buffers[2]) + b, e - b) + "'";
-    }
-    case TypeId::kLargeBinary:
-    case TypeId::kLargeUtf8: {
-      const int64_t b = LoadAt<int64_t>(array.buffers[1], p);
-      const int64_t e = LoadAt<int64_t>(array.buffers[1], p + 1);
-      return "'" + std::string(static_cast<const char*>(array.buffers[2]) + b, e - b) + "'";
-    }
-    case TypeId::kBinaryView:
-    case TypeId::kUtf8View: {
-      const auto* view = static_cast<const char*>(array.buffers[1]) + p * 16;
-      const int32_t size = LoadAt<int32_t>(view, 0);
-      if (size <= 12) return "'" + std::string(view + 4, size) + "'";
-      const int32_t buffer = LoadAt<int32_t>(view + 8, 0);
-      const int32_t offset = LoadAt<int32_t>(view + 12, 0);
-      return "'" + std::string(static_cast<const char*>(array.buffers[2 + buffer]) + offset, size) +
-             "'";
-    }
-    case TypeId::kList:
-    case TypeId::kMap:
-      return list(LoadAt<int32_t>(array.buffers[1], p), LoadAt<int32_t>(array.buffers[1], p + 1));
-    case TypeId::kLargeList:
-      return list(LoadAt<int64_t>(array.buffers[1], p), LoadAt<int64_t>(array.buffers[1], p + 1));
-    case TypeId::kListView: {
-      const int32_t b = LoadAt<int32_t>(array.buffers[1], p);
-      return list(b, b + LoadAt<int32_t>(array.buffers[2], p));
-    }
-    case TypeId::kLargeListView: {
-      const int64_t b = LoadAt<int64_t>(array.buffers[1], p);
-      return list(b, b + LoadAt<int64_t>(array.buffers[2], p));
-    }
-    case TypeId::kFixedSizeList:
-      return list(p * t.fixed_size, (p + 1) * t.fixed_size);
-    case TypeId::kStruct: {
-      std::string out = "{";
-      for (int64_t c = 0; c < array.n_children; ++c) {
-        out += (c > 0 ? ", " : "") + std::string(schema.children[c]->name) + ": " + child(c, p);
-      }
-      return out + "}";
-    }
-    case TypeId::kSparseUnion:
-    case TypeId::kDenseUnion: {
-      const int8_t code = LoadAt<int8_t>(array.buffers[0], p);
-      int64_t c = 0;
-      while (t.type_codes[c] != code) ++c;
-      const int64_t r = t.id == TypeId::kDenseUnion ? LoadAt<int32_t>(array.buffers[1], p) : p;
-      return "<" + std::to_string(code) + ": " + child(c, r) + ">";
-    }
-    case TypeId::kRunEndEncoded: {
-      const ArrowArray& ends = *array.children[0];
-      const DataType end_type = ParseFormat(schema.children[0]->format).value();
-      int64_t r = 0;
-      while (IntegerAt(end_type, ends.buffers[1], ends.offset + r) <= p) ++r;
-      return child(1, r);
-    }
-    default:
-      return Hex(static_cast<const uint8_t*>(array.buffers[1]) + p * (t.FixedBitWidth() / 8),
-                 t.FixedBitWidth() / 8);
-  }
-}
 
 // Every row of a record batch, one string per row.
 std::vector<std::string> Rows(const ArrowSchema& schema, const ArrowArray& batch) {
