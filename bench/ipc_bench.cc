@@ -35,15 +35,21 @@
 //   - ReadCompressed/codec: OpenStreamReader over an in-memory stream written by
 //                        StreamWriter with LZ4_FRAME / ZSTD from the EncodeCompressed data,
 //                        reading every batch (each decompressed buffer is fresh memory,
-//                        released with its batch); MB/s of uncompressed body.
+//                        released with its batch); bytes_per_second over the bytes the
+//                        decompression produced (counter "decompressed_MB" per pass; buffers
+//                        the writer left uncompressed are views and cost nothing); "ratio" =
+//                        stream size / uncompressed body,
 //   - RawDecompress/codec: ZSTD_decompressDCtx / LZ4F_decompress (reused contexts and
-//                        output buffer: the codec at its best) on the same frames, MB/s of
-//                        their uncompressed bytes: the codec's own cost beside the reader's.
+//                        output buffer: the codec at its best) on the same frames (the
+//                        writer's Compress of each body buffer, where it pays), one call per
+//                        frame, bytes_per_second over the same decompressed bytes: the codec's
+//                        own cost, beside which the reader's overhead shows.
 //
-// Run (about a minute and a half, and 1 GB of temporary disk once):
+// Run (about 20 s on 2 cores; 1 GB of temporary disk while it runs):
 //   build/release/bench/ipc_bench --benchmark_counters_tabular=true
-// and, for one group, e.g. --benchmark_filter='Encode/|MemcpyBody' or 'FileReadMapped'.
-// The encoder's percentage is steadier on a quiet machine: it compares wall times.
+// and, for one group, e.g. --benchmark_filter='Encode/|MemcpyBody' or 'FileReadMapped'. The
+// encoder's percentages compare wall times: on a busy machine take pct_best_pass, or repeat
+// (--benchmark_repetitions=5).
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
 #include <lz4frame.h>
@@ -122,6 +128,7 @@ const Columns& Data() {
 // ArrowArrays over Data() that release nothing: a batch can be handed to the encoder any
 // number of times. Each batch has its own utf8 offsets starting at 0 (made here, outside the
 // measurement), as DuckDB's batches do, so that encoding them copies nothing.
+// Messages encoded from a BatchSet point into it: it must outlive them.
 class BatchSet {
  public:
   explicit BatchSet(int64_t rows_per_batch) {
@@ -415,8 +422,8 @@ class TempDir {
   std::vector<std::string> files_;
 };
 
-// The files of FileReadMapped: kMappedBatches batches of a int64 and b double (no nulls;
-// 16 bytes a row), so the 1 MB and 1 GB files differ only in rows per batch.
+// The files of FileReadMapped: kMappedBatches batches of two columns, int64 `a` and double
+// `b` (no nulls; 16 bytes a row), so the 1 MB and 1 GB files differ only in rows per batch.
 constexpr int kMappedBatches = 8;
 const Schema& TwoColumns() {
   static const Schema* schema = new Schema({"l", "g"}, {"a", "b"});
@@ -570,7 +577,9 @@ void BM_ReadCompressed(benchmark::State& state) {
     }
     decompressed = (*reader)->stats().bytes_decompressed;
   }
-  state.SetBytesProcessed(state.iterations() * raw_bytes);
+  // The work is the decompression: count the bytes it produced, as RawDecompress does (the
+  // buffers the writer left uncompressed are views, read for free).
+  state.SetBytesProcessed(state.iterations() * decompressed);
   state.counters["batches"] = static_cast<double>(batches);
   state.counters["ratio"] = static_cast<double>(stream.size()) / static_cast<double>(raw_bytes);
   state.counters["decompressed_MB"] = static_cast<double>(decompressed) / (1 << 20);
@@ -591,7 +600,8 @@ struct Frame {
 // compressed by the same Compress call, kept where compression pays (elsewhere the writer
 // sends the raw bytes and the reader has nothing to decompress).
 std::vector<Frame> CompressedFrames(Codec codec) {
-  const Bodies bodies = EncodeAll(BatchSet(kCompressedBatchRows));
+  const BatchSet batches(kCompressedBatchRows);  // the bodies point into it
+  const Bodies bodies = EncodeAll(batches);
   std::vector<Frame> frames;
   for (const auto& m : bodies.messages) {
     for (const Segment& s : m.body) {
@@ -642,6 +652,7 @@ void BM_RawDecompress(benchmark::State& state) {
   LZ4F_freeDecompressionContext(lz4);
   state.SetBytesProcessed(state.iterations() * bytes);
   state.counters["frames"] = static_cast<double>(frames.size());
+  state.counters["decompressed_MB"] = static_cast<double>(bytes) / (1 << 20);
   state.SetLabel(codec == Codec::kZstd ? "ZSTD_decompressDCtx" : "LZ4F_decompress");
 }
 BENCHMARK(BM_RawDecompress)

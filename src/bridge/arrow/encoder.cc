@@ -425,7 +425,7 @@ class BodyWriter {
 
   // Adds a buffer of no bytes (an omitted validity bitmap, an empty data buffer): the same
   // as AddBuffer(nullptr, 0), without the work. The body stays aligned; no padding follows.
-  void AddEmptyBuffer() {
+  [[gnu::always_inline]] void AddEmptyBuffer() {
     BRIDGE_DCHECK(offset_ % alignment_ == 0);
     buffers_.push_back(fb::Buffer(offset_, 0));
   }
@@ -582,8 +582,8 @@ class ArrayEncoder {
     return BadArray(context_, f, args...);
   }
 
-  Status EncodeFixed(const FieldLayout& f, const void* data, int64_t phys, int64_t length,
-                     int64_t width) {
+  [[gnu::always_inline]] Status EncodeFixed(const FieldLayout& f, const void* data, int64_t phys,
+                                            int64_t length, int64_t width) {
     const int64_t size = length * width;
     if (size == 0) {
       body_.AddEmptyBuffer();
@@ -1109,16 +1109,16 @@ EncodedMessage FromTemplate(const RecordBatchTemplate& t, int64_t length, const 
   EncodedMessage out;
   out.type = MessageType::kRecordBatch;
   out.metadata = t.metadata;
-  auto write = [&out](size_t at, const void* values, size_t size) {
-    if (size > 0) std::memcpy(out.metadata.data() + at, values, size);
-  };
+  char* p = out.metadata.data();
   const int64_t body_length = body.body_length();
-  if (t.shape.has_length) write(t.length_at, &length, sizeof(length));
-  if (t.shape.has_body_length) write(t.body_length_at, &body_length, sizeof(body_length));
-  write(t.nodes_at, body.nodes().data(), body.nodes().size() * sizeof(fb::FieldNode));
-  write(t.buffers_at, body.buffers().data(), body.buffers().size() * sizeof(fb::Buffer));
-  write(t.variadic_counts_at, body.variadic_counts().data(),
-        body.variadic_counts().size() * sizeof(int64_t));
+  if (t.shape.has_length) std::memcpy(p + t.length_at, &length, sizeof(length));
+  if (t.shape.has_body_length) std::memcpy(p + t.body_length_at, &body_length, sizeof(body_length));
+  auto write_list = [p](size_t at, const auto& list) {
+    if (!list.empty()) std::memcpy(p + at, list.data(), list.size() * sizeof(*list.data()));
+  };
+  write_list(t.nodes_at, body.nodes());
+  write_list(t.buffers_at, body.buffers());
+  write_list(t.variadic_counts_at, body.variadic_counts());
   out.flatbuffer_size = t.flatbuffer_size;
   out.body_length = body_length;
   return out;
@@ -1126,6 +1126,7 @@ EncodedMessage FromTemplate(const RecordBatchTemplate& t, int64_t length, const 
 
 // Returns the RecordBatch message (metadata only) of a batch of `length` rows and `body`,
 // from the template when the shape is the last one's, else built (and made the template).
+// Debug builds build every message and check the template's copy against it.
 EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& options,
                                   int64_t length, const BodyWriter& body) {
   const RecordBatchShape shape{body.nodes().size(), body.buffers().size(),
@@ -1142,7 +1143,6 @@ EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& 
       FinishMessage(fbb, MessageType::kRecordBatch, fb::MessageHeader::RecordBatch, header.Union(),
                     body.body_length(), options.alignment);
   if (reuse) {
-    // Debug builds check the template against the builder.
     BRIDGE_DCHECK(FromTemplate(t, length, body).metadata == built.metadata);
   } else {
     t = MakeTemplate(built, shape);
@@ -1150,11 +1150,11 @@ EncodedMessage RecordBatchMessage(MessageScratch& scratch, const EncodeOptions& 
   return built;
 }
 
-// Moves the body's segments into `message` and makes its keep_alive own `batch` and the
-// bytes the encoder made for it (if any: otherwise the batch holder alone, no allocation).
+// Gives `message` the body's segments (copied into a list of exactly their number, its one
+// allocation) and a keep_alive that owns `batch` and the bytes the encoder made for the body
+// (when there are none, the batch holder itself: no allocation).
 void AttachBody(EncodedMessage& message, BodyWriter& body,
                 std::shared_ptr<const BatchHolder> batch) {
-  // The one allocation of the body's list: exactly its size.
   message.body.assign(body.segments().data(), body.segments().data() + body.segments().size());
   message.copied_bytes = body.copied_bytes();
   if (body.owned().empty()) {
@@ -1294,8 +1294,6 @@ Result<std::vector<EncodedMessage>> RecordBatchEncoder::Encode(OwnedArray batch)
   for (int64_t i = 0; i < columns; ++i) {
     if (top.children[i] == nullptr)
       return InvalidArgument(context.ToString(), ": column ", i, " is null");
-    // The columns' structs are read next, one after the other: fetch them all at once.
-    __builtin_prefetch(top.children[i]);
   }
 
   std::vector<DictionaryUse> uses;
@@ -1346,12 +1344,12 @@ Result<std::vector<EncodedMessage>> RecordBatchEncoder::Encode(OwnedArray batch)
   }
   BRIDGE_RETURN_NOT_OK(body.status());
   messages.push_back(RecordBatchMessage(s.scratch, s.options, top.length, body));
-  AttachBody(messages.back(), body, holder);
 
   // Success: remember this batch's dictionaries (equal ones too, so older batches can go).
   for (const DictionaryUse& use : uses) {
     s.dictionaries[static_cast<size_t>(use.field->info.dictionary_id)] = {holder, use.dictionary};
   }
+  AttachBody(messages.back(), body, std::move(holder));  // the last use: no reference count
   s.stats.record_batches += 1;
   s.stats.dictionary_batches += static_cast<int64_t>(messages.size()) - 1;
   s.stats.dictionary_deltas += deltas;
