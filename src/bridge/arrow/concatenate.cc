@@ -202,22 +202,6 @@ bool HasValidity(const Field& field) {
   }
 }
 
-bool IsInteger(TypeId id) {
-  switch (id) {
-    case TypeId::kInt8:
-    case TypeId::kUInt8:
-    case TypeId::kInt16:
-    case TypeId::kUInt16:
-    case TypeId::kInt32:
-    case TypeId::kUInt32:
-    case TypeId::kInt64:
-    case TypeId::kUInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
 // Returns the validity bitmap of `slice`'s array (of a type that has one) if it may hold
 // nulls, else nullptr.
 const uint8_t* ValidityOf(const Slice& slice) {

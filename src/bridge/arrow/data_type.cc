@@ -53,6 +53,27 @@ DataType Simple(TypeId id, int32_t bit_width = 0) {
 
 }  // namespace
 
+bool IsInteger(TypeId id) {
+  switch (id) {
+    case TypeId::kInt8:
+    case TypeId::kUInt8:
+    case TypeId::kInt16:
+    case TypeId::kUInt16:
+    case TypeId::kInt32:
+    case TypeId::kUInt32:
+    case TypeId::kInt64:
+    case TypeId::kUInt64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsSignedInteger(TypeId id) {
+  return id == TypeId::kInt8 || id == TypeId::kInt16 || id == TypeId::kInt32 ||
+         id == TypeId::kInt64;
+}
+
 int32_t DataType::FixedBitWidth() const {
   switch (id) {
     case TypeId::kBool:

@@ -70,6 +70,10 @@ struct DataType {
   int32_t FixedBitWidth() const;
 };
 
+// Returns whether `id` is one of the eight integer types / a signed one.
+bool IsInteger(TypeId id);
+bool IsSignedInteger(TypeId id);
+
 // Parses a C Data Interface format string ("i", "d:10,2", "tsu:UTC", "+w:3", ...).
 // Returns InvalidArgument naming the string when it is not one the specification defines.
 Result<DataType> ParseFormat(std::string_view format);

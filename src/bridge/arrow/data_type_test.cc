@@ -48,6 +48,15 @@ TEST(ParseFormatTest, PrimitivesAndParameterizedTypes) {
   EXPECT_EQ(mdn.FixedBitWidth(), 128);
 }
 
+TEST(DataTypeTest, IntegerPredicates) {
+  EXPECT_TRUE(IsInteger(TypeId::kUInt64));
+  EXPECT_TRUE(IsInteger(TypeId::kInt8));
+  EXPECT_FALSE(IsInteger(TypeId::kFloat32));
+  EXPECT_FALSE(IsInteger(TypeId::kDecimal));
+  EXPECT_TRUE(IsSignedInteger(TypeId::kInt32));
+  EXPECT_FALSE(IsSignedInteger(TypeId::kUInt32));
+}
+
 TEST(ParseFormatTest, RejectsMalformedStrings) {
   for (const char* bad : {"", "x", "d:", "d:10", "d:1,2,3,4", "d:10,2,100", "w:", "w:-1", "+w:abc",
                           "tsx:", "ttq", "+ud:300", "+q"}) {

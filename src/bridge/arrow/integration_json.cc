@@ -208,27 +208,6 @@ const char* UnitName(TimeUnit unit) {
   return "?";
 }
 
-bool IsIntegerType(TypeId id) {
-  switch (id) {
-    case TypeId::kInt8:
-    case TypeId::kUInt8:
-    case TypeId::kInt16:
-    case TypeId::kUInt16:
-    case TypeId::kInt32:
-    case TypeId::kUInt32:
-    case TypeId::kInt64:
-    case TypeId::kUInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsSignedType(TypeId id) {
-  return id == TypeId::kInt8 || id == TypeId::kInt16 || id == TypeId::kInt32 ||
-         id == TypeId::kInt64;
-}
-
 // Returns the integer at `index` of a buffer of integers of type `id`.
 int64_t IntegerAt(TypeId id, const void* data, int64_t index) {
   switch (id) {
@@ -270,7 +249,7 @@ class Emitter {
     field["children"] = std::move(children);
     if (schema.dictionary != nullptr) {
       BRIDGE_ASSIGN_OR_RETURN(DataType index, Parse(schema));
-      if (!IsIntegerType(index.id)) {
+      if (!IsInteger(index.id)) {
         return InvalidArgument("field '", field["name"].get<std::string>(),
                                "': dictionary index type '", schema.format, "' is not an integer");
       }
@@ -605,7 +584,7 @@ class Emitter {
       case TypeId::kUInt32:
       case TypeId::kInt64:
       case TypeId::kUInt64:
-        return integer(IsSignedType(type.id), type.FixedBitWidth());
+        return integer(IsSignedInteger(type.id), type.FixedBitWidth());
       case TypeId::kFloat16:
         return Json{{"name", "floatingpoint"}, {"precision", "HALF"}};
       case TypeId::kFloat32:

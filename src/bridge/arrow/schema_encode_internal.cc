@@ -7,27 +7,6 @@ namespace {
 
 constexpr int kMaxNestingDepth = 64;
 
-bool IsIntegerType(TypeId id) {
-  switch (id) {
-    case TypeId::kInt8:
-    case TypeId::kUInt8:
-    case TypeId::kInt16:
-    case TypeId::kUInt16:
-    case TypeId::kInt32:
-    case TypeId::kUInt32:
-    case TypeId::kInt64:
-    case TypeId::kUInt64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsSignedInteger(TypeId id) {
-  return id == TypeId::kInt8 || id == TypeId::kInt16 || id == TypeId::kInt32 ||
-         id == TypeId::kInt64;
-}
-
 std::string ChildPath(const std::string& parent, const std::string& name) {
   if (parent.empty()) return name;
   return StrCat(parent, ".", name);
@@ -101,7 +80,7 @@ Result<FieldInfo> AnalyzeField(const ArrowSchema& schema, std::string path, int 
   }
 
   if (schema.dictionary != nullptr) {
-    if (!IsIntegerType(field.type.id)) {
+    if (!IsInteger(field.type.id)) {
       return Bad(field.path,
                  StrCat("dictionary indices must be integers, not ", TypeName(field.type)));
     }
