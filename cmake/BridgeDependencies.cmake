@@ -42,3 +42,14 @@ endif()
 if(BRIDGE_BUILD_BENCH)
   find_package(benchmark CONFIG REQUIRED)
 endif()
+
+# Front doors (HTTP, auth, metrics).
+find_package(Boost 1.74 REQUIRED)  # header-only: Beast, Asio
+find_package(OpenSSL REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
+if(BRIDGE_BUILD_TESTS)
+  find_package(CURL REQUIRED)
+endif()
