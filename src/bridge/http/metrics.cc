@@ -1,0 +1,79 @@
+#include "bridge/http/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+namespace bridge::http {
+namespace {
+
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& registry,
+                                                       const std::string& name,
+                                                       const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& registry,
+                                                   const std::string& name,
+                                                   const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+}  // namespace
+
+const std::vector<double>& HttpMetrics::LatencyBuckets() {
+  static const auto* buckets = new std::vector<double>{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return *buckets;
+}
+
+HttpMetrics::HttpMetrics(prometheus::Registry& registry)
+    : requests_(CounterFamily(registry, "bridge_http_requests_total",
+                              "HTTP requests answered, by route pattern and status code.")),
+      durations_(prometheus::BuildHistogram()
+                     .Name("bridge_http_request_duration_seconds")
+                     .Help("Time from request read to response end, by route pattern.")
+                     .Register(registry)),
+      bytes_out_(CounterFamily(registry, "bridge_http_response_bytes_total",
+                               "Response body bytes of query results, by output format.")),
+      rows_out_(
+          CounterFamily(registry, "bridge_http_rows_total", "Result rows sent, by output format.")),
+      arrow_bytes_copied_(CounterFamily(registry, "bridge_http_arrow_bytes_copied_total",
+                                        "Bytes of Arrow data copied instead of sent in place.")
+                              .Add({})),
+      cancelled_(CounterFamily(registry, "bridge_http_queries_cancelled_total",
+                               "Queries stopped early, by reason "
+                               "(disconnect, timeout, shutdown).")),
+      active_queries_(
+          GaugeFamily(registry, "bridge_http_active_queries", "Queries running now.").Add({})),
+      queued_queries_(
+          GaugeFamily(registry, "bridge_http_queued_queries", "Queries waiting for a session.")
+              .Add({})) {}
+
+void HttpMetrics::Request(std::string_view route, int status, double seconds) {
+  requests_.Add({{"route", std::string(route)}, {"status", std::to_string(status)}}).Increment();
+  durations_.Add({{"route", std::string(route)}}, LatencyBuckets()).Observe(seconds);
+}
+
+void HttpMetrics::BytesOut(OutputFormat f, uint64_t bytes) {
+  bytes_out_.Add({{"format", std::string(FormatName(f))}}).Increment(static_cast<double>(bytes));
+}
+
+void HttpMetrics::RowsOut(OutputFormat f, uint64_t rows) {
+  rows_out_.Add({{"format", std::string(FormatName(f))}}).Increment(static_cast<double>(rows));
+}
+
+void HttpMetrics::ArrowBytesCopied(uint64_t bytes) {
+  arrow_bytes_copied_.Increment(static_cast<double>(bytes));
+}
+
+void HttpMetrics::QueryCancelled(std::string_view reason) {
+  cancelled_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+prometheus::Gauge& HttpMetrics::active_queries() { return active_queries_; }
+prometheus::Gauge& HttpMetrics::queued_queries() { return queued_queries_; }
+
+std::string SerializeMetrics(const prometheus::Registry& registry) {
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+}  // namespace bridge::http
