@@ -188,7 +188,22 @@ Result<TextTable> RunTextQuery(duckdb_connection conn, std::string_view sql) {
   TextTable table;
   idx_t columns = duckdb_column_count(&result);
   idx_t rows = duckdb_row_count(&result);
-  for (idx_t c = 0; c < columns; ++c) table.columns.emplace_back(duckdb_column_name(&result, c));
+  for (idx_t c = 0; c < columns; ++c) {
+    table.columns.emplace_back(duckdb_column_name(&result, c));
+    // duckdb_value_varchar crashes on nested values: such columns must be cast to VARCHAR.
+    switch (duckdb_column_type(&result, c)) {
+      case DUCKDB_TYPE_LIST:
+      case DUCKDB_TYPE_STRUCT:
+      case DUCKDB_TYPE_MAP:
+      case DUCKDB_TYPE_ARRAY:
+      case DUCKDB_TYPE_UNION:
+        duckdb_destroy_result(&result);
+        return InvalidArgument("engine: column '", table.columns.back(),
+                               "' of a text query has a nested type; cast it to VARCHAR");
+      default:
+        break;
+    }
+  }
   table.rows.reserve(rows);
   for (idx_t r = 0; r < rows; ++r) {
     auto& row = table.rows.emplace_back();

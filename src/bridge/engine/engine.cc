@@ -9,6 +9,7 @@
 
 #include "bridge/arrow/concatenate.h"
 #include "bridge/engine/duckdb_status_internal.h"
+#include "bridge/engine/parquet_writer_internal.h"
 #include "duckdb.h"
 #include "spdlog/spdlog.h"
 
@@ -81,11 +82,17 @@ std::string DirWithSlash(const std::filesystem::path& p) {
 }
 
 // Owns a duckdb_logical_type array for duckdb_to_arrow_schema.
+// Column types and names for duckdb_to_arrow_schema. `owned_names` are names DuckDB
+// allocated (duckdb_prepared_statement_column_name), freed with duckdb_free.
 struct LogicalTypes {
   std::vector<duckdb_logical_type> types;
   std::vector<const char*> names;
+  bool owned_names = false;
   ~LogicalTypes() {
     for (auto& t : types) duckdb_destroy_logical_type(&t);
+    if (owned_names) {
+      for (const char* n : names) duckdb_free(const_cast<char*>(n));
+    }
   }
 };
 
@@ -278,6 +285,13 @@ class DatabaseImpl final : public Database {
     return internal::RunTextQuery(internal_, sql);
   }
 
+  Status WriteParquet(BatchStream& source, const std::filesystem::path& path,
+                      const ParquetOptions& parquet) override {
+    std::lock_guard lock(internal_mu_);
+    return internal::WriteParquetLocked(internal_, options_, parquet_source_, source, path,
+                                        parquet);
+  }
+
   const EngineOptions& options() const override { return options_; }
   DeadlineWatch& deadlines() { return deadlines_; }
 
@@ -286,6 +300,8 @@ class DatabaseImpl final : public Database {
   duckdb_database db_;
   std::mutex internal_mu_;
   duckdb_connection internal_;
+  // State of WriteParquet's table function; outlives db_ (closed in the destructor body).
+  internal::ParquetSourceHandle parquet_source_;
   // Connections are made before the configuration is locked, because per-connection
   // settings (progress reporting) cannot be set afterwards.
   std::mutex pool_mu_;
@@ -360,6 +376,7 @@ Result<std::unique_ptr<PreparedStatement>> SessionImpl::Prepare(std::string_view
 
 Result<ipc::OwnedSchema> PreparedStatementImpl::ResultSchema() const {
   LogicalTypes columns;
+  columns.owned_names = true;
   idx_t n = duckdb_prepared_statement_column_count(stmt_);
   for (idx_t i = 0; i < n; ++i) {
     columns.types.push_back(duckdb_prepared_statement_column_logical_type(stmt_, i));

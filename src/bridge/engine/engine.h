@@ -130,6 +130,14 @@ struct TextTable {
   std::vector<std::vector<std::optional<std::string>>> rows;
 };
 
+// How Database::WriteParquet encodes a file.
+struct ParquetOptions {
+  // Column compression: "zstd" (default), "snappy", "gzip", "lz4", "brotli" or "uncompressed".
+  std::string compression = "zstd";
+  // Rows per row group; 0 = DuckDB's default (122880).
+  int64_t row_group_size = 0;
+};
+
 // The database: an in-memory DuckDB instance, locked down at Open.
 class Database {
  public:
@@ -150,6 +158,21 @@ class Database {
   // from a user. Thread-safe (calls are serialized).
   virtual Status ExecuteTrusted(std::string_view sql) = 0;
   virtual Result<TextTable> QueryTrusted(std::string_view sql) = 0;
+
+  // Writes every batch of `source` to a Parquet file at `path` with DuckDB's writer, on the
+  // internal connection (user SQL never reaches the source). `path` must lie inside the data
+  // or cache folder and its parent folder must exist. The file appears complete or not at
+  // all: it is written to a temporary name beside it, fsync'd, renamed over `path` (an
+  // existing file is replaced atomically) and the folder fsync'd; on any error nothing is
+  // left behind. Consumes `source` (it is at its end, or failed, afterwards); its Next() is
+  // called from a DuckDB thread while this call blocks, so cancelling the source's session
+  // stops the write. Thread-safe; writes are serialized with ExecuteTrusted/QueryTrusted.
+  // Errors: PermissionDenied for a path outside the allowed folders, NotFound for a missing
+  // parent folder, InvalidArgument for bad options or a schema DuckDB cannot read, the
+  // source's own error if it fails (Cancelled, DeadlineExceeded, ...), IoError for file
+  // system failures.
+  virtual Status WriteParquet(BatchStream& source, const std::filesystem::path& path,
+                              const ParquetOptions& parquet = {}) = 0;
 
   virtual const EngineOptions& options() const = 0;
 };
