@@ -1,0 +1,586 @@
+// The Flight server in process, on 127.0.0.1 and an ephemeral port, driven by a client made
+// from the generated stub and by a raw ByteBuffer client whose FlightData goes through our
+// decoder and Bridge's IPC reader.
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "Flight.grpc.pb.h"
+#include "bridge/arrow/reader.h"
+#include "bridge/arrow/test_arrays.h"
+#include "bridge/auth/auth.h"
+#include "bridge/auth/password.h"
+#include "bridge/catalog/catalog.h"
+#include "bridge/common/testing.h"
+#include "bridge/engine/engine.h"
+#include "bridge/flight/grpc_flight_data_internal.h"
+#include "bridge/flight/server.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "prometheus/registry.h"
+
+namespace bridge::flight {
+namespace {
+
+using ::bridge::testing::TempDir;
+using ::bridge::testing::WriteFile;
+using ::testing::HasSubstr;
+namespace ta = ::bridge::ipc::test_arrays;
+
+constexpr int64_t kRows = 5000;
+
+struct TestServer {
+  TempDir dir;
+  std::unique_ptr<engine::Database> db;
+  std::unique_ptr<catalog::Catalog> catalog;
+  std::unique_ptr<auth::Authenticator> auth;
+  prometheus::Registry registry;
+  std::unique_ptr<FlightServer> server;
+
+  // Returns the value of the counter family `name` (-1 if absent).
+  double Counter(const std::string& name) {
+    for (const auto& family : registry.Collect()) {
+      if (family.name == name && !family.metric.empty()) return family.metric[0].counter.value;
+    }
+    return -1;
+  }
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<protocol::FlightService::Stub> stub;
+};
+
+// Starts a server over a data folder with numbers.parquet (kRows rows: id, label) and
+// letters.csv; with `with_users`, alice (read) and bob (no permissions), password "secret".
+std::unique_ptr<TestServer> StartServer(
+    bool with_users = false, std::chrono::milliseconds keepalive = std::chrono::seconds(5)) {
+  auto t = std::make_unique<TestServer>();
+  auto data = t->dir.path() / "data";
+  std::filesystem::create_directories(data);
+  engine::EngineOptions eo;
+  eo.data_dir = data;
+  eo.threads = 2;
+  eo.max_sessions = 8;
+  auto db = engine::Database::Open(eo);
+  EXPECT_TRUE(db.ok()) << db.status();
+  if (!db.ok()) return nullptr;
+  t->db = std::move(db).value();
+  Status copied = t->db->ExecuteTrusted(StrCat(
+      "COPY (SELECT range AS id, 'row ' || range::VARCHAR AS label FROM range(", kRows, ")) TO ",
+      engine::QuoteString((data / "numbers.parquet").string()), " (FORMAT parquet)"));
+  EXPECT_TRUE(copied.ok()) << copied;
+  WriteFile(data / "letters.csv", "letter,n\na,1\nb,2\n");
+  catalog::CatalogOptions co;
+  co.watch = false;
+  auto catalog = catalog::Catalog::Open(*t->db, co);
+  EXPECT_TRUE(catalog.ok()) << catalog.status();
+  if (!catalog.ok()) return nullptr;
+  t->catalog = std::move(catalog).value();
+
+  auth::AuthOptions ao;
+  if (with_users) {
+    auto hash = auth::HashPassword("secret");
+    EXPECT_TRUE(hash.ok());
+    WriteFile(t->dir.path() / "users.toml",
+              StrCat("[users.alice]\npassword = \"", *hash,
+                     "\"\npermissions = [\"read\"]\n[users.bob]\npassword = \"", *hash,
+                     "\"\npermissions = []\n"));
+    ao.users_file = t->dir.path() / "users.toml";
+    ao.token_secret = std::string(32, 's');
+  }
+  auto authenticator = auth::Authenticator::Make(ao);
+  EXPECT_TRUE(authenticator.ok()) << authenticator.status();
+  if (!authenticator.ok()) return nullptr;
+  t->auth = std::move(authenticator).value();
+
+  FlightServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.query_threads = 2;
+  options.keepalive_interval = keepalive;
+  Services services{t->db.get(), t->catalog.get(), t->auth.get(), &t->registry};
+  auto server = FlightServer::Start(options, services);
+  EXPECT_TRUE(server.ok()) << server.status();
+  if (!server.ok()) return nullptr;
+  t->server = std::move(server).value();
+  EXPECT_GT(t->server->port(), 0);
+  t->channel = grpc::CreateChannel(StrCat("127.0.0.1:", t->server->port()),
+                                   grpc::InsecureChannelCredentials());
+  t->stub = protocol::FlightService::NewStub(t->channel);
+  return t;
+}
+
+protocol::FlightDescriptor Path(std::vector<std::string> path) {
+  protocol::FlightDescriptor d;
+  d.set_type(protocol::FlightDescriptor::PATH);
+  for (auto& p : path) d.add_path(p);
+  return d;
+}
+
+protocol::FlightDescriptor Sql(const std::string& sql) {
+  protocol::FlightDescriptor d;
+  d.set_type(protocol::FlightDescriptor::CMD);
+  d.set_cmd(sql);
+  return d;
+}
+
+void Authorize(grpc::ClientContext& ctx, const std::string& token) {
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+}
+
+// A whole DoGet stream read back.
+struct Fetched {
+  grpc::Status status;
+  std::vector<DecodedFlightData> messages;
+};
+
+// DoGet through a generic (ByteBuffer) call: every FlightData goes through DecodeFlightData.
+Fetched RawDoGet(TestServer& t, const std::string& ticket, const std::string& token = "",
+                 int max_messages = -1) {
+  Fetched out;
+  grpc::GenericStub stub(t.channel);
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  grpc::CompletionQueue cq;
+  void* tag = nullptr;
+  bool ok = false;
+  auto call = stub.PrepareCall(&ctx, "/arrow.flight.protocol.FlightService/DoGet", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  protocol::Ticket request;
+  request.set_ticket(ticket);
+  std::string bytes = request.SerializeAsString();
+  grpc::Slice slice(bytes.data(), bytes.size());
+  grpc::ByteBuffer request_buffer(&slice, 1);
+  call->Write(request_buffer, reinterpret_cast<void*>(2));
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  call->WritesDone(reinterpret_cast<void*>(3));
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  for (int n = 0; max_messages < 0 || n < max_messages; ++n) {
+    grpc::ByteBuffer received;
+    call->Read(&received, reinterpret_cast<void*>(4));
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    if (!ok) break;
+    Result<DecodedFlightData> decoded = DecodeFlightData(received);
+    EXPECT_TRUE(decoded.ok()) << decoded.status();
+    if (decoded.ok()) out.messages.push_back(std::move(decoded).value());
+  }
+  if (max_messages >= 0) ctx.TryCancel();
+  call->Finish(&out.status, reinterpret_cast<void*>(5));
+  EXPECT_TRUE(cq.Next(&tag, &ok));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return out;
+}
+
+// Decodes the messages of a DoGet with Bridge's IPC reader.
+struct Table {
+  int64_t rows = 0;
+  int64_t batches = 0;
+  int64_t sum_of_first_column = 0;  // when it is an int64 column
+  std::vector<std::string> column_names;
+  std::string first_row;  // "v1|v2|..." of the first row
+};
+
+Table DecodeTable(const std::vector<DecodedFlightData>& messages) {
+  Table table;
+  ipc::StreamDecoder decoder;
+  for (const DecodedFlightData& m : messages) {
+    if (m.data_header.empty()) continue;  // metadata-only (keep-alive)
+    std::span<const uint8_t> header(reinterpret_cast<const uint8_t*>(m.data_header.data()),
+                                    m.data_header.size());
+    Result<ipc::OwnedArray> batch = decoder.Consume(header, m.body);
+    EXPECT_TRUE(batch.ok()) << batch.status();
+    if (!batch.ok() || !batch->valid()) continue;
+    const ArrowSchema& schema = decoder.schema();
+    const ArrowArray& array = **batch;
+    if (table.batches == 0) {
+      for (int64_t c = 0; c < schema.n_children; ++c) {
+        table.column_names.push_back(schema.children[c]->name);
+        if (c > 0) table.first_row += "|";
+        table.first_row += ta::ValueAt(*schema.children[c], *array.children[c], 0);
+      }
+    }
+    ++table.batches;
+    table.rows += array.length;
+    if (std::string_view(schema.children[0]->format) == "l") {
+      const ArrowArray& column = *array.children[0];
+      for (int64_t i = 0; i < column.length; ++i) {
+        table.sum_of_first_column += ta::LoadAt<int64_t>(column.buffers[1], column.offset + i);
+      }
+    }
+  }
+  return table;
+}
+
+std::string TicketOf(const protocol::FlightInfo& info) {
+  EXPECT_EQ(info.endpoint_size(), 1);
+  return info.endpoint_size() > 0 ? info.endpoint(0).ticket().ticket() : "";
+}
+
+grpc::Status GetInfo(TestServer& t, const protocol::FlightDescriptor& d, protocol::FlightInfo* info,
+                     const std::string& token = "") {
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  return t.stub->GetFlightInfo(&ctx, d, info);
+}
+
+std::vector<protocol::FlightInfo> ListFlights(TestServer& t, const std::string& prefix,
+                                              grpc::Status* status, const std::string& token = "") {
+  grpc::ClientContext ctx;
+  Authorize(ctx, token);
+  protocol::Criteria criteria;
+  criteria.set_expression(prefix);
+  auto reader = t.stub->ListFlights(&ctx, criteria);
+  std::vector<protocol::FlightInfo> out;
+  protocol::FlightInfo info;
+  while (reader->Read(&info)) out.push_back(info);
+  *status = reader->Finish();
+  return out;
+}
+
+// ---- Listing and planning ----
+
+TEST(FlightServerTest, ListFlightsGivesOneFlightInfoPerTable) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  grpc::Status status;
+  std::vector<protocol::FlightInfo> all = ListFlights(*t, "", &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].flight_descriptor().path(0), "letters");
+  EXPECT_EQ(all[0].total_records(), -1);  // CSV: unknown without reading
+  EXPECT_EQ(all[1].flight_descriptor().path(0), "numbers");
+  EXPECT_EQ(all[1].total_records(), kRows);
+  EXPECT_EQ(all[1].total_bytes(), -1);
+  ASSERT_GE(all[1].schema().size(), 8u);
+  EXPECT_EQ(all[1].schema().substr(0, 4), std::string(4, '\xFF'));
+
+  std::vector<protocol::FlightInfo> some = ListFlights(*t, "NUM", &status);
+  ASSERT_TRUE(status.ok());
+  ASSERT_EQ(some.size(), 1u);
+  EXPECT_EQ(some[0].flight_descriptor().path(0), "numbers");
+  EXPECT_TRUE(ListFlights(*t, "zzz", &status).empty());
+}
+
+TEST(FlightServerTest, GetFlightInfoOfATableHasASignedExpiringEndpoint) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  grpc::Status status = GetInfo(*t, Path({"numbers"}), &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.total_records(), kRows);
+  EXPECT_EQ(info.flight_descriptor().path(0), "numbers");
+  ASSERT_EQ(info.endpoint_size(), 1);
+  EXPECT_EQ(info.endpoint(0).location_size(), 0);  // redeem on this connection
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  EXPECT_GT(info.endpoint(0).expiration_time().seconds(), now + 3000);
+  EXPECT_LE(info.endpoint(0).expiration_time().seconds(), now + 3600);
+
+  // The schema is an encapsulated IPC Schema message that Bridge's reader opens.
+  std::string stream = info.schema() + std::string("\xFF\xFF\xFF\xFF\0\0\0\0", 8);
+  ASSERT_OK_AND_ASSIGN(auto reader, ipc::OpenStreamReader(ipc::Buffer::FromString(stream)));
+  ASSERT_EQ(reader->schema().n_children, 2);
+  EXPECT_STREQ(reader->schema().children[0]->name, "id");
+  EXPECT_STREQ(reader->schema().children[1]->name, "label");
+}
+
+TEST(FlightServerTest, GetSchemaPreparesWithoutRunning) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  grpc::ClientContext ctx;
+  protocol::SchemaResult result;
+  grpc::Status status =
+      t->stub->GetSchema(&ctx, Sql("SELECT 1::INTEGER AS one, 'x' AS two"), &result);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::string stream = result.schema() + std::string("\xFF\xFF\xFF\xFF\0\0\0\0", 8);
+  ASSERT_OK_AND_ASSIGN(auto reader, ipc::OpenStreamReader(ipc::Buffer::FromString(stream)));
+  ASSERT_EQ(reader->schema().n_children, 2);
+  EXPECT_STREQ(reader->schema().children[0]->name, "one");
+  EXPECT_STREQ(reader->schema().children[0]->format, "i");
+}
+
+// ---- DoGet ----
+
+TEST(FlightServerTest, DoGetStreamsTheWholeTableWithoutCopyingTheBody) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  ASSERT_TRUE(GetInfo(*t, Path({"numbers"}), &info).ok());
+  Fetched fetched = RawDoGet(*t, TicketOf(info));
+  ASSERT_TRUE(fetched.status.ok()) << fetched.status.error_message();
+  ASSERT_GE(fetched.messages.size(), 3u);  // schema + several 2048-row batches
+  EXPECT_TRUE(fetched.messages[0].body.size() == 0);
+  Table table = DecodeTable(fetched.messages);
+  EXPECT_EQ(table.rows, kRows);
+  EXPECT_EQ(table.batches, static_cast<int64_t>(fetched.messages.size()) - 1);
+  EXPECT_EQ(table.sum_of_first_column, kRows * (kRows - 1) / 2);
+  EXPECT_EQ(table.column_names, (std::vector<std::string>{"id", "label"}));
+  EXPECT_EQ(table.first_row, "0|'row 0'");
+
+  FlightStats stats = t->server->stats();
+  EXPECT_EQ(stats.flight_data_sent, static_cast<int64_t>(fetched.messages.size()));
+  EXPECT_GT(stats.body_bytes_sent, kRows * 8);
+  EXPECT_EQ(stats.body_bytes_copied, 0);
+  EXPECT_EQ(t->Counter("bridge_flight_data_messages_total"),
+            static_cast<double>(fetched.messages.size()));
+  EXPECT_EQ(t->Counter("bridge_flight_body_bytes_total"),
+            static_cast<double>(stats.body_bytes_sent));
+  EXPECT_EQ(t->Counter("bridge_flight_body_bytes_copied_total"), 0);
+}
+
+TEST(FlightServerTest, DoGetOfSqlParsesWithTheGeneratedFlightData) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  grpc::Status status = GetInfo(*t, Sql("SELECT 42::BIGINT AS answer, 'forty-two' AS name"), &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.total_records(), -1);
+  grpc::ClientContext ctx;
+  protocol::Ticket ticket;
+  ticket.set_ticket(TicketOf(info));
+  auto reader = t->stub->DoGet(&ctx, ticket);
+  std::vector<DecodedFlightData> messages;
+  protocol::FlightData data;
+  while (reader->Read(&data)) {  // the generated parser reads our hand-written FlightData
+    DecodedFlightData m;
+    m.data_header = data.data_header();
+    m.body = ipc::Buffer::FromString(data.data_body());
+    messages.push_back(std::move(m));
+  }
+  status = reader->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  Table table = DecodeTable(messages);
+  EXPECT_EQ(table.rows, 1);
+  EXPECT_EQ(table.sum_of_first_column, 42);
+  EXPECT_EQ(table.first_row, "42|'forty-two'");
+}
+
+TEST(FlightServerTest, ClientCancelStopsTheQueryAndTheServerGoesOn) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  ASSERT_TRUE(GetInfo(*t, Sql("SELECT range AS i FROM range(1000000000)"), &info).ok());
+  Fetched partial = RawDoGet(*t, TicketOf(info), "", 3);
+  EXPECT_EQ(partial.messages.size(), 3u);
+  EXPECT_EQ(partial.status.error_code(), grpc::StatusCode::CANCELLED);
+  // The cancelled query released its session: more calls than max_sessions still work.
+  for (int i = 0; i < 10; ++i) {
+    protocol::FlightInfo again;
+    ASSERT_TRUE(GetInfo(*t, Path({"numbers"}), &again).ok()) << i;
+  }
+  protocol::FlightInfo numbers;
+  ASSERT_TRUE(GetInfo(*t, Path({"numbers"}), &numbers).ok());
+  Fetched table = RawDoGet(*t, TicketOf(numbers));
+  ASSERT_TRUE(table.status.ok()) << table.status.error_message();
+  EXPECT_EQ(DecodeTable(table.messages).rows, kRows);
+}
+
+TEST(FlightServerTest, ShutdownCancelsRunningStreams) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  ASSERT_TRUE(GetInfo(*t, Sql("SELECT range AS i FROM range(1000000000)"), &info).ok());
+  grpc::ClientContext ctx;
+  protocol::Ticket ticket;
+  ticket.set_ticket(TicketOf(info));
+  auto reader = t->stub->DoGet(&ctx, ticket);
+  protocol::FlightData data;
+  ASSERT_TRUE(reader->Read(&data));  // the stream is running (and then held by flow control)
+  auto started = std::chrono::steady_clock::now();
+  t->server->Shutdown(std::chrono::milliseconds(100));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  int64_t more = 0;
+  while (reader->Read(&data)) ++more;
+  EXPECT_LT(more, 1000000000 / 2048);
+  EXPECT_FALSE(reader->Finish().ok());
+}
+
+TEST(FlightServerTest, SlowFirstBatchSendsKeepAlives) {
+  auto t = StartServer(false, std::chrono::milliseconds(10));
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  ASSERT_TRUE(GetInfo(*t,
+                      Sql("SELECT count(*) FILTER (WHERE range % 7 = 3) AS n "
+                          "FROM range(100000000)"),
+                      &info)
+                  .ok());
+  Fetched fetched = RawDoGet(*t, TicketOf(info));
+  ASSERT_TRUE(fetched.status.ok()) << fetched.status.error_message();
+  ASSERT_GE(fetched.messages.size(), 3u);
+  EXPECT_FALSE(fetched.messages.front().data_header.empty());  // the schema comes first
+  int keepalives = 0;
+  for (const DecodedFlightData& m : fetched.messages) {
+    if (!m.data_header.empty()) continue;
+    ++keepalives;
+    EXPECT_EQ(m.app_metadata, "bridge:keepalive");
+    EXPECT_EQ(m.body.size(), 0u);
+  }
+  EXPECT_GE(keepalives, 1);
+  EXPECT_EQ(t->server->stats().keepalives_sent, keepalives);
+  Table table = DecodeTable(fetched.messages);
+  EXPECT_EQ(table.rows, 1);
+  EXPECT_EQ(table.sum_of_first_column, 14285714);
+}
+
+// ---- Errors ----
+
+TEST(FlightServerTest, ErrorsMapToGrpcCodes) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  grpc::Status status = GetInfo(*t, Path({"nope"}), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("no table 'nope'"));
+  status = GetInfo(*t, Sql("SELEC 1"), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("syntax error"));
+  status = GetInfo(*t, Path({"numbers", "more"}), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = GetInfo(*t, protocol::FlightDescriptor(), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = GetInfo(*t, Sql("SELECT $1::INTEGER"), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = GetInfo(*t, Sql("COPY (SELECT 1) TO '/tmp/x.csv'"), &info);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  grpc::ClientContext ctx;
+  protocol::SchemaResult schema;
+  EXPECT_EQ(t->stub->GetSchema(&ctx, Path({"nope"}), &schema).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext unimplemented;
+  protocol::PollInfo poll;
+  EXPECT_EQ(t->stub->PollFlightInfo(&unimplemented, Path({"numbers"}), &poll).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST(FlightServerTest, ForgedAlteredAndGarbageTicketsAreRefused) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  protocol::FlightInfo info;
+  ASSERT_TRUE(GetInfo(*t, Sql("SELECT 1 AS x"), &info).ok());
+  std::string ticket = TicketOf(info);
+  // Swap the SQL for another query of the same length: the signature no longer matches.
+  std::string altered = ticket;
+  size_t at = altered.find("SELECT 1 AS x");
+  ASSERT_NE(at, std::string::npos);
+  altered.replace(at, 13, "SELECT 2 AS x");
+  for (const std::string& bad : {altered, std::string("garbage"), std::string()}) {
+    Fetched fetched = RawDoGet(*t, bad);
+    EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(fetched.status.error_message(), HasSubstr("invalid ticket"));
+    EXPECT_TRUE(fetched.messages.empty());
+  }
+  // A ticket of another server (another key) is refused too.
+  auto other = StartServer();
+  ASSERT_NE(other, nullptr);
+  Fetched foreign = RawDoGet(*other, ticket);
+  EXPECT_EQ(foreign.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // The genuine one works.
+  Fetched good = RawDoGet(*t, ticket);
+  ASSERT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_EQ(DecodeTable(good.messages).rows, 1);
+}
+
+// ---- Authentication ----
+
+// Runs a Handshake with an optional authorization header and optional BasicAuth payload;
+// returns the status, the response payload and the authorization response header.
+struct HandshakeResult {
+  grpc::Status status;
+  std::string payload;
+  std::string header;
+};
+
+HandshakeResult Handshake(TestServer& t, const std::string& authorization,
+                          const protocol::BasicAuth* basic) {
+  HandshakeResult out;
+  grpc::ClientContext ctx;
+  if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+  auto stream = t.stub->Handshake(&ctx);
+  if (basic != nullptr) {
+    protocol::HandshakeRequest request;
+    request.set_payload(basic->SerializeAsString());
+    stream->Write(request);
+  }
+  stream->WritesDone();
+  protocol::HandshakeResponse response;
+  while (stream->Read(&response)) out.payload = response.payload();
+  out.status = stream->Finish();
+  auto it = ctx.GetServerInitialMetadata().find("authorization");
+  if (it != ctx.GetServerInitialMetadata().end()) {
+    out.header = std::string(it->second.data(), it->second.size());
+  }
+  return out;
+}
+
+TEST(FlightServerTest, HandshakeWithoutAuthReturnsAnEmptyToken) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  HandshakeResult r = Handshake(*t, "", nullptr);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.payload, "");
+  EXPECT_EQ(r.header, "");
+}
+
+TEST(FlightServerTest, BearerTokensFromHandshakeAreRequired) {
+  auto t = StartServer(/*with_users=*/true);
+  ASSERT_NE(t, nullptr);
+  // No credentials, wrong password.
+  EXPECT_EQ(Handshake(*t, "", nullptr).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Handshake(*t, "Basic YWxpY2U6bm9wZQ==", nullptr).status.error_code(),  // alice:nope
+            grpc::StatusCode::UNAUTHENTICATED);
+  protocol::BasicAuth wrong;
+  wrong.set_username("alice");
+  wrong.set_password("nope");
+  EXPECT_EQ(Handshake(*t, "", &wrong).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Basic header -> bearer token in the response header and payload.
+  HandshakeResult by_header = Handshake(*t, "Basic YWxpY2U6c2VjcmV0", nullptr);  // alice:secret
+  ASSERT_TRUE(by_header.status.ok()) << by_header.status.error_message();
+  ASSERT_FALSE(by_header.payload.empty());
+  EXPECT_EQ(by_header.header, "Bearer " + by_header.payload);
+  // BasicAuth payload -> token.
+  protocol::BasicAuth right;
+  right.set_username("alice");
+  right.set_password("secret");
+  HandshakeResult by_payload = Handshake(*t, "", &right);
+  ASSERT_TRUE(by_payload.status.ok()) << by_payload.status.error_message();
+  ASSERT_FALSE(by_payload.payload.empty());
+  std::string token = by_payload.payload;
+
+  // Every other call needs the token.
+  grpc::Status status;
+  ListFlights(*t, "", &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  ListFlights(*t, "", &status, "not-a-token");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ListFlights(*t, "", &status, token).size(), 2u);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  protocol::FlightInfo info;
+  EXPECT_EQ(GetInfo(*t, Path({"numbers"}), &info).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(GetInfo(*t, Path({"numbers"}), &info, token).ok());
+  EXPECT_EQ(RawDoGet(*t, TicketOf(info)).status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  Fetched fetched = RawDoGet(*t, TicketOf(info), token);
+  ASSERT_TRUE(fetched.status.ok()) << fetched.status.error_message();
+  EXPECT_EQ(DecodeTable(fetched.messages).rows, kRows);
+
+  // bob has no read permission.
+  HandshakeResult bob = Handshake(*t, "Basic Ym9iOnNlY3JldA==", nullptr);  // bob:secret
+  ASSERT_TRUE(bob.status.ok());
+  EXPECT_EQ(GetInfo(*t, Path({"numbers"}), &info, bob.payload).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST(FlightServerTest, StartRefusesBadOptions) {
+  FlightServerOptions options;
+  options.port = 0;
+  EXPECT_STATUS(FlightServer::Start(options, Services{}), StatusCode::kInvalidArgument,
+                "database and a catalog");
+}
+
+}  // namespace
+}  // namespace bridge::flight
