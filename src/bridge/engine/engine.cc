@@ -201,7 +201,18 @@ class SessionImpl final : public Session {
     return stmt->Execute(params, options);
   }
 
-  void Cancel() override { Interrupt(InterruptReason::kCancel, 0); }
+  void Cancel() override {
+    {
+      // With no query running, the next one is cancelled as soon as it begins: a caller
+      // may cancel while another thread is still preparing or binding.
+      std::lock_guard lock(mu_);
+      if (!query_active_) {
+        cancel_pending_ = true;
+        return;
+      }
+    }
+    Interrupt(InterruptReason::kCancel, 0);
+  }
 
   QueryProgress Progress() const override {
     std::lock_guard lock(mu_);
@@ -230,6 +241,21 @@ class SessionImpl final : public Session {
     return internal::StatusFromDuckDB(type, message);
   }
 
+  // The error of an interrupt that came before DuckDB started (or between two fetches):
+  // DuckDB clears its interrupt flag when a query starts, so interrupts are remembered here
+  // too and checked after starting and before every fetch. OK when none came.
+  Status InterruptError() const {
+    switch (reason_.load()) {
+      case InterruptReason::kNone:
+        return OkStatus();
+      case InterruptReason::kDeadline:
+        return DeadlineExceeded("engine: query timed out");
+      case InterruptReason::kCancel:
+        return Cancelled("engine: query cancelled");
+    }
+    return OkStatus();
+  }
+
  private:
   // Interrupts the running query; `seq` 0 = whichever query runs.
   void Interrupt(InterruptReason reason, uint64_t seq) {
@@ -245,6 +271,7 @@ class SessionImpl final : public Session {
   bool query_active_ = false;
   uint64_t query_seq_ = 0;
   uint64_t deadline_id_ = 0;
+  bool cancel_pending_ = false;  // Cancel() came with no query running
   std::atomic<InterruptReason> reason_{InterruptReason::kNone};
 };
 
@@ -317,7 +344,8 @@ uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
     std::lock_guard lock(mu_);
     seq = ++query_seq_;
     query_active_ = true;
-    reason_.store(InterruptReason::kNone);
+    reason_.store(std::exchange(cancel_pending_, false) ? InterruptReason::kCancel
+                                                        : InterruptReason::kNone);
   }
   if (timeout.count() > 0) {
     uint64_t id = db_.deadlines().Schedule(DeadlineWatch::Clock::now() + timeout, [this, seq] {
@@ -438,6 +466,11 @@ Result<std::unique_ptr<BatchStream>> PreparedStatementImpl::Execute(std::span<co
     session_.EndQuery(seq);
     return st;
   }
+  if (Status st = session_.InterruptError(); !st.ok()) {
+    duckdb_destroy_result(&result);
+    session_.EndQuery(seq);
+    return st;
+  }
   LogicalTypes columns;
   idx_t n = duckdb_column_count(&result);
   for (idx_t i = 0; i < n; ++i) {
@@ -474,6 +507,10 @@ void BatchStreamImpl::Finish() {
 
 Result<ipc::OwnedArray> BatchStreamImpl::Next() {
   while (!finished_) {
+    if (Status st = session_.InterruptError(); !st.ok()) {
+      Finish();
+      return st;
+    }
     duckdb_data_chunk chunk = duckdb_fetch_chunk(result_);
     if (chunk == nullptr) {
       const char* error = duckdb_result_error(&result_);

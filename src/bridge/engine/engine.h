@@ -116,7 +116,9 @@ class Session {
                                                      std::span<const Value> params = {},
                                                      const QueryOptions& options = {}) = 0;
 
-  // Interrupts the running query, if any; its stream then fails with Cancelled. Thread-safe.
+  // Interrupts the running query; its stream then fails with Cancelled. With no query
+  // running, the session's next query fails with Cancelled as soon as it starts (a caller
+  // may cancel while another thread is still preparing). Thread-safe.
   virtual void Cancel() = 0;
 
   // Progress of the running query. Thread-safe.

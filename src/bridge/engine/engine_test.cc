@@ -271,15 +271,28 @@ TEST(EngineTest, CancelFromAnotherThreadStopsTheQuery) {
   auto f = Open();
   auto start = std::chrono::steady_clock::now();
   {
-    // Cancel() is a no-op while nothing runs, so keep calling it until the query stops.
-    Repeater canceller([&] { f->session->Cancel(); });
+    // One Cancel() from another thread, whenever it lands: before the query starts (then it
+    // waits for it), while it is prepared, or while it runs.
+    std::thread canceller([&] { f->session->Cancel(); });
     EXPECT_STATUS(RunToFirstBatch(*f->session, kSlowQuery), StatusCode::kCancelled, "cancelled");
+    canceller.join();
   }
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
   // A cancelled session runs the next query normally.
   ASSERT_OK_AND_ASSIGN(auto ok_stream, f->session->Query("SELECT 42::BIGINT AS x"));
   ASSERT_OK_AND_ASSIGN(ipc::OwnedArray batch, ok_stream->Next());
   EXPECT_EQ(Int64At(batch, 0, 0), 42);
+}
+
+TEST(EngineTest, CancelWithNoQueryRunningCancelsExactlyTheNextQuery) {
+  auto f = Open();
+  f->session->Cancel();
+  f->session->Cancel();  // still one pending cancel, not two
+  EXPECT_STATUS(RunToFirstBatch(*f->session, "SELECT 1::BIGINT AS x"), StatusCode::kCancelled,
+                "cancelled");
+  ASSERT_OK_AND_ASSIGN(auto stream, f->session->Query("SELECT 5::BIGINT AS x"));
+  ASSERT_OK_AND_ASSIGN(ipc::OwnedArray batch, stream->Next());
+  EXPECT_EQ(Int64At(batch, 0, 0), 5);
 }
 
 TEST(EngineTest, TimeoutInterruptsALongQuery) {
