@@ -57,12 +57,41 @@ Setter Text(T& target) {
   };
 }
 
+Setter TextList(std::vector<std::string>& target) {
+  return [&target](const toml::node& node, const std::string& key) -> Status {
+    const toml::array* array = node.as_array();
+    if (array == nullptr) return WrongType(key, "an array of strings");
+    std::vector<std::string> values;
+    for (const auto& item : *array) {
+      if (!item.is_string()) return WrongType(key, "an array of strings");
+      values.push_back(*item.value<std::string>());
+    }
+    target = std::move(values);
+    return OkStatus();
+  };
+}
+
 std::map<std::string, Setter> Setters(Config& c) {
   return {
       {"data_dir", Text(c.data_dir)},
       {"server.http_host", Text(c.http_host)},
       {"server.http_port", Int(c.http_port, 0, 65535)},
       {"server.flight_port", Int(c.flight_port, 0, 65535)},
+      {"http.max_request_bytes", Int64(c.max_request_bytes, 1, int64_t{1} << 40)},
+      {"http.max_header_bytes", Int64(c.max_header_bytes, 256, int64_t{1} << 30)},
+      {"http.max_sql_length", Int64(c.max_sql_length, 1, int64_t{1} << 40)},
+      {"http.max_concurrent_queries", Int(c.max_concurrent_queries, 1, 10000)},
+      {"http.max_queued_queries", Int(c.max_queued_queries, 0, 1000000)},
+      {"http.max_result_bytes", Int64(c.max_result_bytes, 0, int64_t{1} << 50)},
+      {"http.idle_timeout_ms", Int64(c.idle_timeout_ms, 1, int64_t{1} << 40)},
+      {"http.shutdown_grace_ms", Int64(c.shutdown_grace_ms, 0, int64_t{1} << 40)},
+      {"http.io_threads", Int(c.io_threads, 1, 256)},
+      {"tls.cert", Text(c.tls_cert)},
+      {"tls.key", Text(c.tls_key)},
+      {"cors.origins", TextList(c.cors_origins)},
+      {"auth.users_file", Text(c.users_file)},
+      {"auth.token_secret", Text(c.token_secret)},
+      {"auth.token_ttl_s", Int64(c.token_ttl_s, 1, int64_t{1} << 31)},
       {"engine.threads", Int(c.threads, 0, 1024)},
       {"engine.memory_limit", Text(c.memory_limit)},
       {"engine.max_sessions", Int(c.max_sessions, 1, 10000)},
@@ -116,8 +145,9 @@ Status LoadConfigFile(const std::filesystem::path& path, Config& config) {
   if (!updated.data_dir.empty() && updated.data_dir.is_relative()) {
     updated.data_dir = base / updated.data_dir;
   }
-  if (!updated.cache_dir.empty() && updated.cache_dir.is_relative()) {
-    updated.cache_dir = base / updated.cache_dir;
+  for (std::filesystem::path* p :
+       {&updated.cache_dir, &updated.tls_cert, &updated.tls_key, &updated.users_file}) {
+    if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   config = std::move(updated);
   return OkStatus();
@@ -140,6 +170,27 @@ Status ValidateConfig(const Config& c) {
   if (c.batch_rows < 0) return InvalidArgument("config: engine.batch_rows must be >= 0");
   if (c.batch_bytes < 0) return InvalidArgument("config: engine.batch_bytes must be >= 0");
   if (c.debounce_ms < 0) return InvalidArgument("config: catalog.debounce_ms must be >= 0");
+  auto positive = [](const char* key, int64_t value, int64_t lo) -> Status {
+    if (value < lo) return InvalidArgument("config: ", key, " = ", value, " must be >= ", lo);
+    return OkStatus();
+  };
+  BRIDGE_RETURN_NOT_OK(positive("http.max_request_bytes", c.max_request_bytes, 1));
+  BRIDGE_RETURN_NOT_OK(positive("http.max_header_bytes", c.max_header_bytes, 256));
+  BRIDGE_RETURN_NOT_OK(positive("http.max_sql_length", c.max_sql_length, 1));
+  BRIDGE_RETURN_NOT_OK(positive("http.max_concurrent_queries", c.max_concurrent_queries, 1));
+  BRIDGE_RETURN_NOT_OK(positive("http.max_queued_queries", c.max_queued_queries, 0));
+  BRIDGE_RETURN_NOT_OK(positive("http.max_result_bytes", c.max_result_bytes, 0));
+  BRIDGE_RETURN_NOT_OK(positive("http.idle_timeout_ms", c.idle_timeout_ms, 1));
+  BRIDGE_RETURN_NOT_OK(positive("http.shutdown_grace_ms", c.shutdown_grace_ms, 0));
+  BRIDGE_RETURN_NOT_OK(positive("http.io_threads", c.io_threads, 1));
+  BRIDGE_RETURN_NOT_OK(positive("auth.token_ttl_s", c.token_ttl_s, 1));
+  if (c.max_concurrent_queries > c.max_sessions) {
+    return InvalidArgument("config: http.max_concurrent_queries = ", c.max_concurrent_queries,
+                           " must be <= engine.max_sessions = ", c.max_sessions);
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return InvalidArgument("config: tls.cert and tls.key must be set together");
+  }
   if (c.log_format != "text" && c.log_format != "json") {
     return InvalidArgument("config: log.format must be 'text' or 'json', got '", c.log_format, "'");
   }

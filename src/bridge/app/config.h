@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "bridge/common/status.h"
 
@@ -18,6 +19,29 @@ struct Config {
   std::string http_host = "127.0.0.1";
   int http_port = 8080;  // 0 = pick a free port
   int flight_port = 8815;
+
+  // [http] limits of the HTTP front door
+  int64_t max_request_bytes = int64_t{1} << 20;  // request body (413 beyond)
+  int64_t max_header_bytes = int64_t{16} << 10;  // request header block (413 beyond)
+  int64_t max_sql_length = int64_t{1} << 20;     // SQL text (413 beyond)
+  int max_concurrent_queries = 8;                // running at once (<= engine.max_sessions)
+  int max_queued_queries = 1024;                 // waiting for a slot; beyond: 429
+  int64_t max_result_bytes = 0;                  // per response; 0 = no limit
+  int64_t idle_timeout_ms = 30000;               // keep-alive idle time; 408 for slow requests
+  int64_t shutdown_grace_ms = 10000;             // SIGTERM: time for running responses
+  int io_threads = 2;                            // socket threads
+
+  // [tls] both set = HTTPS
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+
+  // [cors]
+  std::vector<std::string> cors_origins;  // exact origins; empty = CORS off
+
+  // [auth]
+  std::filesystem::path users_file;  // "" = authentication off
+  std::string token_secret;          // "" = random per process (>= 32 bytes otherwise)
+  int64_t token_ttl_s = 3600;
 
   // [engine]
   int threads = 0;           // 0 = one per core

@@ -73,6 +73,74 @@ TEST(ConfigTest, ValidateChecksFlagValues) {
   EXPECT_STATUS(ValidateConfig(c), StatusCode::kInvalidArgument, "log.format");
 }
 
+TEST(ConfigTest, HttpTlsCorsAndAuthKeys) {
+  TempDir dir;
+  WriteFile(dir.path() / "bridge.toml", R"(
+[http]
+max_request_bytes = 2048
+max_header_bytes = 4096
+max_sql_length = 1000
+max_concurrent_queries = 4
+max_queued_queries = 10
+max_result_bytes = 1000000
+idle_timeout_ms = 5000
+shutdown_grace_ms = 700
+io_threads = 3
+[tls]
+cert = "cert.pem"
+key = "/abs/key.pem"
+[cors]
+origins = ["http://a.example", "https://b.example"]
+[auth]
+users_file = "users.toml"
+token_secret = "0123456789abcdef0123456789abcdef"
+token_ttl_s = 60
+)");
+  Config c;
+  ASSERT_OK(LoadConfigFile(dir.path() / "bridge.toml", c));
+  EXPECT_EQ(c.max_request_bytes, 2048);
+  EXPECT_EQ(c.max_header_bytes, 4096);
+  EXPECT_EQ(c.max_sql_length, 1000);
+  EXPECT_EQ(c.max_concurrent_queries, 4);
+  EXPECT_EQ(c.max_queued_queries, 10);
+  EXPECT_EQ(c.max_result_bytes, 1000000);
+  EXPECT_EQ(c.idle_timeout_ms, 5000);
+  EXPECT_EQ(c.shutdown_grace_ms, 700);
+  EXPECT_EQ(c.io_threads, 3);
+  EXPECT_EQ(c.tls_cert, dir.path() / "cert.pem");  // relative to the file
+  EXPECT_EQ(c.tls_key, "/abs/key.pem");
+  EXPECT_EQ(c.cors_origins, (std::vector<std::string>{"http://a.example", "https://b.example"}));
+  EXPECT_EQ(c.users_file, dir.path() / "users.toml");
+  EXPECT_EQ(c.token_secret, "0123456789abcdef0123456789abcdef");
+  EXPECT_EQ(c.token_ttl_s, 60);
+  EXPECT_OK(ValidateConfig(c));
+
+  for (const char* bad : {"[cors]\norigins = \"x\"\n", "[cors]\norigins = [1]\n"}) {
+    WriteFile(dir.path() / "bad.toml", bad);
+    Config b;
+    EXPECT_STATUS(LoadConfigFile(dir.path() / "bad.toml", b), StatusCode::kInvalidArgument,
+                  "'cors.origins' must be an array of strings");
+  }
+  WriteFile(dir.path() / "bad.toml", "[http]\nio_threads = 0\n");
+  Config b;
+  EXPECT_STATUS(LoadConfigFile(dir.path() / "bad.toml", b), StatusCode::kInvalidArgument,
+                "'http.io_threads' = 0 is out of range");
+}
+
+TEST(ConfigTest, ValidateChecksHttpLimits) {
+  Config c;
+  c.max_concurrent_queries = 100;
+  c.max_sessions = 10;
+  EXPECT_STATUS(ValidateConfig(c), StatusCode::kInvalidArgument,
+                "http.max_concurrent_queries = 100 must be <= engine.max_sessions = 10");
+  c = Config();
+  c.tls_cert = "cert.pem";
+  EXPECT_STATUS(ValidateConfig(c), StatusCode::kInvalidArgument, "tls.cert and tls.key");
+  c = Config();
+  c.idle_timeout_ms = 0;
+  EXPECT_STATUS(ValidateConfig(c), StatusCode::kInvalidArgument, "http.idle_timeout_ms");
+}
+
 TEST(ConfigTest, CacheDirFollowsXdg) {
   Config c;
   c.cache_dir = "/somewhere";

@@ -1,4 +1,4 @@
-// The `bridge` command: serve, query, gen-demo, ipc, version.
+// The `bridge` command: serve, query, gen-demo, ipc, hash-password, version.
 //
 // Exit codes: 0 success, 1 a query or runtime failure, 2 bad usage or configuration
 // (missing data folder, bad port, unreadable config). Errors are one line on stderr.
@@ -6,18 +6,25 @@
 
 #include <cctype>
 #include <cstdio>
+#include <iostream>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "CLI/CLI.hpp"
 #include "bridge/app/config.h"
 #include "bridge/app/demo_data.h"
+#include "bridge/app/hash_password.h"
 #include "bridge/app/ipc_commands.h"
+#include "bridge/auth/auth.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/logging.h"
 #include "bridge/engine/engine.h"
+#include "bridge/flight/server.h"
 #include "bridge/format/row_writer.h"
+#include "bridge/http/server.h"
+#include "prometheus/registry.h"
 #include "spdlog/spdlog.h"
 
 namespace bridge::app {
@@ -50,6 +57,22 @@ struct Overrides {
   std::optional<std::string> cache_dir;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
+  // [http], [tls], [cors], [auth]
+  std::optional<int64_t> max_request_bytes;
+  std::optional<int64_t> max_header_bytes;
+  std::optional<int64_t> max_sql_length;
+  std::optional<int> max_concurrent_queries;
+  std::optional<int> max_queued_queries;
+  std::optional<int64_t> max_result_bytes;
+  std::optional<int64_t> idle_timeout_ms;
+  std::optional<int64_t> shutdown_grace_ms;
+  std::optional<int> io_threads;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::vector<std::string> cors_origins;
+  std::optional<std::string> users_file;
+  std::optional<std::string> token_secret;
+  std::optional<int64_t> token_ttl_s;
 
   void AddCommon(CLI::App& cmd) {
     cmd.add_option("--config", config_file, "TOML configuration file");
@@ -78,6 +101,30 @@ struct Overrides {
     cmd.add_option("--watch", watch, "refresh the catalog on file changes (catalog.watch)");
     cmd.add_option("--debounce-ms", debounce_ms,
                    "quiet time before a refresh (catalog.debounce_ms)");
+    cmd.add_option("--max-request-bytes", max_request_bytes,
+                   "largest HTTP request body (http.max_request_bytes)");
+    cmd.add_option("--max-header-bytes", max_header_bytes,
+                   "largest HTTP request header (http.max_header_bytes)");
+    cmd.add_option("--max-sql-length", max_sql_length, "longest SQL text (http.max_sql_length)");
+    cmd.add_option("--max-concurrent-queries", max_concurrent_queries,
+                   "HTTP queries running at once, <= max-sessions (http.max_concurrent_queries)");
+    cmd.add_option("--max-queued-queries", max_queued_queries,
+                   "HTTP queries waiting for a slot before 429 (http.max_queued_queries)");
+    cmd.add_option("--max-result-bytes", max_result_bytes,
+                   "bytes one HTTP response may send, 0 = no limit (http.max_result_bytes)");
+    cmd.add_option("--idle-timeout-ms", idle_timeout_ms,
+                   "idle keep-alive / slow request timeout (http.idle_timeout_ms)");
+    cmd.add_option("--shutdown-grace-ms", shutdown_grace_ms,
+                   "time running responses get on SIGTERM (http.shutdown_grace_ms)");
+    cmd.add_option("--io-threads", io_threads, "HTTP socket threads (http.io_threads)");
+    cmd.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (tls.cert)");
+    cmd.add_option("--tls-key", tls_key, "PEM private key (tls.key)");
+    cmd.add_option("--cors-origin", cors_origins, "allowed CORS origin, repeatable (cors.origins)");
+    cmd.add_option("--users-file", users_file,
+                   "TOML users file: turns authentication on (auth.users_file)");
+    cmd.add_option("--token-secret", token_secret,
+                   "HMAC key of bearer tokens, >= 32 bytes (auth.token_secret)");
+    cmd.add_option("--token-ttl-s", token_ttl_s, "bearer token lifetime (auth.token_ttl_s)");
   }
 
   // Returns the configuration: defaults (with logs at `default_log_level`), then the file,
@@ -101,6 +148,21 @@ struct Overrides {
     if (cache_dir) c.cache_dir = *cache_dir;
     if (log_level) c.log_level = *log_level;
     if (log_format) c.log_format = *log_format;
+    if (max_request_bytes) c.max_request_bytes = *max_request_bytes;
+    if (max_header_bytes) c.max_header_bytes = *max_header_bytes;
+    if (max_sql_length) c.max_sql_length = *max_sql_length;
+    if (max_concurrent_queries) c.max_concurrent_queries = *max_concurrent_queries;
+    if (max_queued_queries) c.max_queued_queries = *max_queued_queries;
+    if (max_result_bytes) c.max_result_bytes = *max_result_bytes;
+    if (idle_timeout_ms) c.idle_timeout_ms = *idle_timeout_ms;
+    if (shutdown_grace_ms) c.shutdown_grace_ms = *shutdown_grace_ms;
+    if (io_threads) c.io_threads = *io_threads;
+    if (tls_cert) c.tls_cert = *tls_cert;
+    if (tls_key) c.tls_key = *tls_key;
+    if (!cors_origins.empty()) c.cors_origins = cors_origins;
+    if (users_file) c.users_file = *users_file;
+    if (token_secret) c.token_secret = *token_secret;
+    if (token_ttl_s) c.token_ttl_s = *token_ttl_s;
     BRIDGE_RETURN_NOT_OK(ValidateConfig(c));
     if (c.data_dir.empty())
       return InvalidArgument("no data folder: pass --data DIR or set data_dir");
@@ -125,6 +187,27 @@ struct Opened {
   std::unique_ptr<engine::Database> db;
   std::unique_ptr<catalog::Catalog> catalog;
 };
+
+http::ServerOptions HttpOptionsOf(const Config& c) {
+  http::ServerOptions o;
+  o.host = c.http_host;
+  o.port = c.http_port;
+  o.io_threads = c.io_threads;
+  o.max_request_bytes = static_cast<size_t>(c.max_request_bytes);
+  o.max_header_bytes = static_cast<size_t>(c.max_header_bytes);
+  o.max_sql_length = static_cast<size_t>(c.max_sql_length);
+  o.max_concurrent_queries = c.max_concurrent_queries;
+  o.max_queued_queries = c.max_queued_queries;
+  o.max_result_bytes = c.max_result_bytes;
+  o.idle_timeout = std::chrono::milliseconds(c.idle_timeout_ms);
+  o.query_timeout = std::chrono::milliseconds(c.query_timeout_ms);
+  o.batch_rows = c.batch_rows;
+  o.batch_bytes = c.batch_bytes;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  o.cors_origins = c.cors_origins;
+  return o;
+}
 
 Result<Opened> OpenDataFolder(const engine::EngineOptions& engine_options,
                               const catalog::CatalogOptions& catalog_options) {
@@ -160,6 +243,13 @@ int RunServe(const Overrides& flags) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  auth::AuthOptions auth_options;
+  auth_options.users_file = config->users_file;
+  auth_options.token_secret = config->token_secret;
+  auth_options.token_ttl = std::chrono::seconds(config->token_ttl_s);
+  auto authenticator = auth::Authenticator::Make(auth_options);
+  if (!authenticator.ok()) return Fail(kExitUsage, authenticator.status());
+
   catalog::CatalogOptions catalog_options;
   catalog_options.watch = config->watch;
   catalog_options.debounce = std::chrono::milliseconds(config->debounce_ms);
@@ -190,13 +280,54 @@ int RunServe(const Overrides& flags) {
   spdlog::info("bridge {} (DuckDB {}) serving {} tables from {}; watching: {}", kBridgeVersion,
                engine::DuckDBVersion(), tables.size(), opened->db->options().data_dir.string(),
                config->watch ? "yes" : "no");
-  spdlog::info(
-      "front doors: HTTP on {}:{} and Flight on {}:{} are not built yet; "
-      "the engine and catalog are live. Ctrl-C stops.",
-      config->http_host, config->http_port, config->http_host, config->flight_port);
+  prometheus::Registry registry;
+  http::Services services;
+  services.db = opened->db.get();
+  services.catalog = opened->catalog.get();
+  services.auth = authenticator->get();
+  services.registry = &registry;
+  auto server = http::HttpServer::Start(HttpOptionsOf(*config), services);
+  // Bad options, an address in use and unreadable TLS files are all configuration errors.
+  if (!server.ok()) return Fail(kExitUsage, server.status());
+  spdlog::info("HTTP listening on {}://{}:{} (authentication {})",
+               config->tls_cert.empty() ? "http" : "https", config->http_host, (*server)->port(),
+               (*authenticator)->enabled() ? "on" : "off");
+  flight::FlightServerOptions flight_options;
+  flight_options.host = config->http_host;
+  flight_options.port = config->flight_port;
+  flight_options.query_timeout = std::chrono::milliseconds(config->query_timeout_ms);
+  flight_options.batch_rows = config->batch_rows;
+  flight_options.batch_bytes = config->batch_bytes;
+  flight::Services flight_services;
+  flight_services.db = opened->db.get();
+  flight_services.catalog = opened->catalog.get();
+  flight_services.auth = (*authenticator)->enabled() ? authenticator->get() : nullptr;
+  flight_services.registry = &registry;
+  // Flight has no TLS yet: with TLS configured it stays off rather than taking credentials
+  // and data in the clear.
+  std::unique_ptr<flight::FlightServer> flight_server;
+  if (config->tls_cert.empty()) {
+    auto started = flight::FlightServer::Start(flight_options, flight_services);
+    if (!started.ok()) return Fail(kExitUsage, started.status());
+    flight_server = std::move(started).value();
+    spdlog::info("Flight listening on grpc://{}:{} (authentication {}). Ctrl-C stops.",
+                 config->http_host, flight_server->port(),
+                 (*authenticator)->enabled() ? "on" : "off");
+  } else {
+    spdlog::warn("Flight is off: TLS is configured and Flight over TLS is not built yet");
+  }
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("stopping on signal {}", sig);
+  spdlog::info("stopping on signal {}: finishing running responses (up to {} ms)", sig,
+               config->shutdown_grace_ms);
+  // Both front doors stop accepting and drain at the same time.
+  std::chrono::milliseconds grace(config->shutdown_grace_ms);
+  std::thread flight_stop([&] {
+    if (flight_server) flight_server->Shutdown(grace);
+  });
+  (*server)->Shutdown(grace);
+  flight_stop.join();
+  spdlog::info("stopped");
   return 0;
 }
 
@@ -332,6 +463,9 @@ int Main(int argc, char** argv) {
     ipc_subs.emplace_back(cmd, sub.command);
   }
 
+  auto* hash_password = app.add_subcommand(
+      "hash-password", "read a password on stdin, print its argon2id hash for a users file");
+
   auto* version = app.add_subcommand("version", "print Bridge's and DuckDB's versions");
 
   try {
@@ -348,6 +482,7 @@ int Main(int argc, char** argv) {
   for (const auto& [cmd, command] : ipc_subs) {
     if (cmd->parsed()) return RunIpcCommand(command, ipc_path);
   }
+  if (hash_password->parsed()) return RunHashPassword(std::cin, std::cout, std::cerr);
   if (version->parsed()) {
     std::printf("bridge %s\nduckdb %s\n", kBridgeVersion, engine::DuckDBVersion().c_str());
     return 0;

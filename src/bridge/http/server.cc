@@ -1,0 +1,1291 @@
+#include "bridge/http/server.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "boost/asio.hpp"
+#include "boost/asio/ssl.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "boost/beast/ssl.hpp"
+#include "bridge/arrow/encoder.h"
+#include "bridge/auth/auth.h"
+#include "bridge/catalog/catalog.h"
+#include "bridge/engine/engine.h"
+#include "bridge/format/row_writer.h"
+#include "bridge/http/errors.h"
+#include "bridge/http/metrics.h"
+#include "bridge/http/request.h"
+#include "bridge/http/rows_query.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace bridge::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::json;
+
+// Text output is sent as a chunk once it passes this size (or when the result ends).
+constexpr size_t kTextFlushBytes = size_t{256} << 10;
+// End-of-stream marker of the Arrow IPC stream format.
+constexpr uint8_t kEndOfStream[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+std::string DumpJson(const Json& json) {
+  return json.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+// ISO-8601 UTC time with seconds ("2026-11-21T19:30:58Z").
+std::string IsoTime(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string ResponseHead(int status, std::string_view content_type,
+                         std::optional<uint64_t> content_length, bool chunked, bool keep_alive,
+                         std::string_view extra_headers) {
+  std::string head =
+      StrCat("HTTP/1.1 ", status, " ",
+             std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status))), "\r\n");
+  if (!content_type.empty()) head += StrCat("Content-Type: ", std::string(content_type), "\r\n");
+  if (content_length) {
+    head += StrCat("Content-Length: ", *content_length, "\r\n");
+  } else if (chunked) {
+    head += "Transfer-Encoding: chunked\r\n";
+  }
+  if (!keep_alive) head += "Connection: close\r\n";
+  head.append(extra_headers);
+  head += "\r\n";
+  return head;
+}
+
+std::string ChunkLine(uint64_t size) { return fmt::format("{:x}\r\n", size); }
+
+format::TextFormat TextFormatOf(OutputFormat f) {
+  switch (f) {
+    case OutputFormat::kNdjson:
+      return format::TextFormat::kNdjson;
+    case OutputFormat::kCsv:
+      return format::TextFormat::kCsv;
+    default:
+      return format::TextFormat::kJson;
+  }
+}
+
+// At most `max_active` queries run; up to `max_queued` wait for a slot in order. Thread-safe.
+class QueryGate {
+ public:
+  QueryGate(int max_active, int max_queued, HttpMetrics& metrics)
+      : max_active_(max_active), max_queued_(max_queued), metrics_(metrics) {}
+
+  // Runs `start` now if a slot is free, or later (on the thread that frees a slot) if the
+  // queue has room. Returns false, without running it, when both are full.
+  bool Acquire(std::function<void()> start) {
+    {
+      std::lock_guard lock(mu_);
+      if (active_ >= max_active_) {
+        if (static_cast<int>(waiting_.size()) >= max_queued_) return false;
+        waiting_.push_back(std::move(start));
+        metrics_.queued_queries().Set(static_cast<double>(waiting_.size()));
+        return true;
+      }
+      ++active_;
+      metrics_.active_queries().Set(active_);
+    }
+    start();
+    return true;
+  }
+
+  // Frees a slot taken by Acquire, handing it to the first waiting query if any.
+  void Release() {
+    std::function<void()> next;
+    {
+      std::lock_guard lock(mu_);
+      if (!waiting_.empty()) {
+        next = std::move(waiting_.front());
+        waiting_.pop_front();
+        metrics_.queued_queries().Set(static_cast<double>(waiting_.size()));
+      } else {
+        --active_;
+        metrics_.active_queries().Set(active_);
+      }
+    }
+    if (next) next();
+  }
+
+  std::pair<int, int> Counts() const {
+    std::lock_guard lock(mu_);
+    return {active_, static_cast<int>(waiting_.size())};
+  }
+
+ private:
+  const int max_active_;
+  const int max_queued_;
+  HttpMetrics& metrics_;
+  mutable std::mutex mu_;
+  int active_ = 0;
+  std::deque<std::function<void()>> waiting_;
+};
+
+// One /query (or /tables/{name}/rows) response. The worker pool and the connection's strand
+// take turns on it (fetch, then write, then fetch ...), so apart from `mu` (cancellation)
+// nothing is touched by two threads at once.
+struct QueryJob {
+  QueryRequest request;
+  Clock::time_point started;
+
+  // Worker side.
+  std::unique_ptr<engine::BatchStream> stream;
+  std::unique_ptr<ipc::RecordBatchEncoder> encoder;
+  std::unique_ptr<format::RowWriter> writer;
+  bool set_up = false;
+  bool released = false;  // session and slot given back (set on the pool, read after the hand-off)
+  std::optional<int64_t> rows_left;
+
+  // What the last step produced, written by the strand.
+  std::vector<ipc::EncodedMessage> messages;  // format=arrow
+  std::string text;                           // json / ndjson / csv (reused)
+  bool done = false;                          // the result ended with this step
+  uint64_t step_rows = 0;
+  int64_t step_copied = 0;
+
+  // Parquet: the finished file.
+  std::filesystem::path parquet_path;
+
+  // Strand side.
+  std::string head;
+  std::string chunk_line;
+  bool header_sent = false;
+  bool ended = false;
+  uint64_t bytes_sent = 0;
+  uint64_t rows_sent = 0;
+  int file_fd = -1;
+  uint64_t file_size = 0;
+  uint64_t file_offset = 0;
+  std::vector<char> file_buffer;  // TLS: sendfile cannot encrypt
+
+  // Any thread.
+  std::mutex mu;
+  std::unique_ptr<engine::Session> session;  // guarded by mu (Cancel may race with set-up)
+  bool cancelled = false;                    // guarded by mu
+  std::string cancel_reason;                 // guarded by mu
+
+  ~QueryJob() {
+    if (file_fd >= 0) ::close(file_fd);
+  }
+
+  // Records why the query is being cancelled; true the first time only (count it then).
+  bool MarkCancelled(std::string_view reason) {
+    std::lock_guard lock(mu);
+    if (!cancel_reason.empty()) return false;
+    cancel_reason = std::string(reason);
+    return true;
+  }
+  void Cancel() {
+    std::lock_guard lock(mu);
+    cancelled = true;
+    if (session) session->Cancel();
+  }
+  bool IsCancelled() {
+    std::lock_guard lock(mu);
+    return cancelled;
+  }
+};
+
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  // Shutdown began: close if idle, else close after the response in flight.
+  virtual void OnShutdown() = 0;
+  // The grace period is over: cancel the query, close the socket.
+  virtual void OnForceClose() = 0;
+};
+
+// Everything the connections share. Outlives every connection (Shutdown waits for them).
+class ServerCore {
+  // Declared first so that they outlive everything below that may hold a connection.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, std::weak_ptr<ConnectionBase>> connections_;
+  uint64_t next_id_ = 0;
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
+
+ public:
+  ServerCore(const ServerOptions& options, const Services& services)
+      : options(options),
+        services(services),
+        metrics(*services.registry),
+        gate(options.max_concurrent_queries, options.max_queued_queries, metrics),
+        ioc(options.io_threads),
+        acceptor(asio::make_strand(ioc)),
+        pool(static_cast<size_t>(options.max_concurrent_queries)) {}
+
+  const ServerOptions options;
+  const Services services;
+  HttpMetrics metrics;
+  QueryGate gate;
+  asio::io_context ioc;
+  std::optional<ssl::context> tls;
+  tcp::acceptor acceptor;
+  asio::thread_pool pool;
+  std::vector<std::thread> io_threads;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  int port = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> temp_files{0};
+
+  uint64_t Add(std::weak_ptr<ConnectionBase> connection) {
+    std::lock_guard lock(mu_);
+    uint64_t id = ++next_id_;
+    connections_.emplace(id, std::move(connection));
+    return id;
+  }
+  void Remove(uint64_t id) {
+    std::lock_guard lock(mu_);
+    connections_.erase(id);
+    cv_.notify_all();
+  }
+  void ForEach(void (ConnectionBase::*method)()) {
+    std::vector<std::shared_ptr<ConnectionBase>> live;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, weak] : connections_) {
+        if (auto c = weak.lock()) live.push_back(std::move(c));
+      }
+    }
+    for (auto& c : live) ((*c).*method)();
+  }
+  // Waits until no connection is left or `deadline` passes; true if none is left.
+  bool WaitForNoConnections(Clock::time_point deadline) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_until(lock, deadline, [this] { return connections_.empty(); });
+  }
+
+  void Accept();
+  void Shutdown(std::chrono::milliseconds grace);
+};
+
+enum class Route { kQuery, kTables, kTable, kRows, kHealth, kMetrics, kToken, kNone };
+
+struct RouteInfo {
+  Route route = Route::kNone;
+  std::string label = "other";  // metric label: the pattern, never the raw path
+  std::string table;            // {name}
+  const char* allow = "";
+};
+
+Result<RouteInfo> MatchRoute(std::string_view path) {
+  RouteInfo info;
+  if (path == "/query") {
+    info = {Route::kQuery, "/query", "", "GET, POST, OPTIONS"};
+  } else if (path == "/tables") {
+    info = {Route::kTables, "/tables", "", "GET, OPTIONS"};
+  } else if (path == "/health") {
+    info = {Route::kHealth, "/health", "", "GET, OPTIONS"};
+  } else if (path == "/metrics") {
+    info = {Route::kMetrics, "/metrics", "", "GET, OPTIONS"};
+  } else if (path == "/auth/token") {
+    info = {Route::kToken, "/auth/token", "", "POST, OPTIONS"};
+  } else if (path.starts_with("/tables/")) {
+    std::string_view rest = path.substr(8);
+    bool rows = false;
+    if (rest.ends_with("/rows")) {
+      rest.remove_suffix(5);
+      rows = true;
+    }
+    if (rest.empty() || rest.find('/') != std::string_view::npos) return info;
+    BRIDGE_ASSIGN_OR_RETURN(std::string name, PercentDecode(rest));
+    if (rows) {
+      info = {Route::kRows, "/tables/{name}/rows", std::move(name), "GET, OPTIONS"};
+    } else {
+      info = {Route::kTable, "/tables/{name}", std::move(name), "GET, OPTIONS"};
+    }
+  }
+  return info;
+}
+
+bool MethodAllowed(Route route, bhttp::verb method) {
+  switch (route) {
+    case Route::kQuery:
+      return method == bhttp::verb::get || method == bhttp::verb::post;
+    case Route::kToken:
+      return method == bhttp::verb::post;
+    default:
+      return method == bhttp::verb::get;
+  }
+}
+
+Json TableJson(const catalog::TableInfo& t) {
+  Json columns = Json::array();
+  for (const auto& c : t.columns) columns.push_back({{"name", c.name}, {"type", c.type}});
+  Json j = {{"name", t.name},        {"path", t.path.generic_string()},
+            {"format", t.format},    {"columns", std::move(columns)},
+            {"files", t.file_count}, {"bytes", t.bytes},
+            {"version", t.version}};
+  j["rows"] = t.rows ? Json(*t.rows) : Json(nullptr);
+  j["error"] = t.error.empty() ? Json(nullptr) : Json(t.error);
+  return j;
+}
+
+// One HTTP/1.1 connection over `Stream` (beast::tcp_stream or an ssl_stream over one).
+// Every handler runs on the connection's strand.
+template <typename Stream>
+class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  Connection(ServerCore& core, Stream stream)
+      : core_(core),
+        stream_(std::move(stream)),
+        timer_(stream_.get_executor()),
+        cancel_timer_(stream_.get_executor()) {}
+  ~Connection() override {
+    if (id_ != 0) core_.Remove(id_);
+  }
+
+  void Start() {
+    id_ = core_.Add(this->weak_from_this());
+    if (core_.stopping) return;  // Shutdown may have missed us: drop the connection
+    if constexpr (kTls) {
+      Lowest().expires_after(core_.options.idle_timeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->CloseNow();
+                                self->ReadRequest();
+                              });
+    } else {
+      ReadRequest();
+    }
+  }
+
+  void OnShutdown() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->closing_ = true;
+      if (!self->busy_) self->CloseNow();
+    });
+  }
+
+  void OnForceClose() override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+      self->closing_ = true;
+      if (self->job_) {
+        if (self->job_->MarkCancelled("shutdown")) self->core_.metrics.QueryCancelled("shutdown");
+        self->job_->Cancel();
+        self->RepeatCancel(self->job_);
+      }
+      self->CloseNow();
+    });
+  }
+
+ private:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // ---- Reading requests ----
+
+  void ReadRequest() {
+    busy_ = false;
+    if (closing_ || !Lowest().socket().is_open()) return CloseNow();
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(core_.options.max_header_bytes));
+    parser_->body_limit(core_.options.max_request_bytes);
+    Lowest().expires_never();
+    timed_out_ = false;
+    uint64_t generation = ++read_generation_;
+    timer_.expires_after(core_.options.idle_timeout);
+    timer_.async_wait([self = this->shared_from_this(), generation](beast::error_code ec) {
+      if (ec || generation != self->read_generation_ || self->busy_) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->Lowest().socket().cancel(ignored);
+    });
+    bhttp::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnReadError(ec);
+    auto& req = parser_->get();
+    if (!parser_->is_done()) {
+      if (beast::iequals(req[bhttp::field::expect], "100-continue")) {
+        continue_line_ = "HTTP/1.1 100 Continue\r\n\r\n";
+        asio::async_write(stream_, asio::buffer(continue_line_),
+                          [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                            if (ec) return self->CloseNow();
+                            self->ReadBody();
+                          });
+        return;
+      }
+      return ReadBody();
+    }
+    OnRequest();
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnReadError(ec);
+                        self->OnRequest();
+                      });
+  }
+
+  void OnReadError(beast::error_code ec) {
+    ++read_generation_;
+    timer_.cancel();
+    route_label_ = "other";
+    started_ = Clock::now();
+    keep_alive_ = false;
+    extra_headers_.clear();
+    bool got_some = (parser_ && parser_->got_some()) || buffer_.size() > 0;
+    if (timed_out_ && got_some) {
+      busy_ = true;
+      return SendError(408, StatusCode::kDeadlineExceeded, "request_timeout",
+                       "http: the request was not received in time");
+    }
+    if (ec == bhttp::error::body_limit) {
+      busy_ = true;
+      return SendError(413, StatusCode::kResourceExhausted, "request_too_large",
+                       StrCat("http: the request body is larger than ",
+                              core_.options.max_request_bytes, " bytes"));
+    }
+    if (ec == bhttp::error::header_limit) {
+      busy_ = true;
+      return SendError(413, StatusCode::kResourceExhausted, "request_too_large",
+                       StrCat("http: the request header is larger than ",
+                              core_.options.max_header_bytes, " bytes"));
+    }
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+        ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+      busy_ = true;
+      return SendError(400, StatusCode::kInvalidArgument, "invalid_argument",
+                       StrCat("http: malformed request: ", ec.message()));
+    }
+    CloseNow();
+  }
+
+  // ---- Routing ----
+
+  void OnRequest() {
+    ++read_generation_;
+    timer_.cancel();
+    busy_ = true;
+    started_ = Clock::now();
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive() && !closing_;
+    http10_ = req.version() < 11;
+    extra_headers_.clear();
+    route_label_ = "other";
+
+    std::string_view target(req.target().data(), req.target().size());
+    size_t q = target.find('?');
+    std::string_view path = target.substr(0, q);
+    std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+
+    // CORS: only configured origins, matched exactly.
+    std::string_view origin(req[bhttp::field::origin].data(), req[bhttp::field::origin].size());
+    bool cors = false;
+    if (!origin.empty()) {
+      for (const auto& allowed : core_.options.cors_origins) {
+        if (allowed == origin) cors = true;
+      }
+    }
+    if (cors) {
+      extra_headers_ +=
+          StrCat("Access-Control-Allow-Origin: ", std::string(origin), "\r\nVary: Origin\r\n");
+    }
+
+    auto matched = MatchRoute(path);
+    if (!matched.ok()) return SendStatus(400, matched.status());
+    RouteInfo info = std::move(matched).value();
+    route_label_ = info.label;
+    if (info.route == Route::kNone) {
+      return SendError(404, StatusCode::kNotFound, "not_found",
+                       StrCat("http: no route ", std::string(path)));
+    }
+    if (req.method() == bhttp::verb::options) {
+      extra_headers_ += StrCat("Allow: ", info.allow, "\r\n");
+      if (cors) {
+        extra_headers_ +=
+            StrCat("Access-Control-Allow-Methods: ", info.allow,
+                   "\r\nAccess-Control-Allow-Headers: Authorization, Content-Type, Accept\r\n"
+                   "Access-Control-Max-Age: 600\r\n");
+      }
+      return SendBody(204, "", "");
+    }
+    if (!MethodAllowed(info.route, req.method())) {
+      extra_headers_ += StrCat("Allow: ", info.allow, "\r\n");
+      return SendError(405, StatusCode::kInvalidArgument, "method_not_allowed",
+                       StrCat("http: ", std::string(req.method_string()), " is not allowed on ",
+                              info.label, " (allowed: ", info.allow, ")"));
+    }
+    auto params = ParseQueryString(query);
+    if (!params.ok()) return SendStatus(400, params.status());
+
+    if (info.route == Route::kHealth) return Health();
+    if (info.route == Route::kToken) return IssueToken();
+
+    // Everything else needs a principal when authentication is on.
+    auth::Principal principal = auth::AnonymousPrincipal();
+    const auth::Authenticator* authenticator = core_.services.auth;
+    if (authenticator != nullptr && authenticator->enabled()) {
+      auto verified = authenticator->VerifyBearer(std::string_view(
+          req[bhttp::field::authorization].data(), req[bhttp::field::authorization].size()));
+      if (!verified.ok()) {
+        extra_headers_ += "WWW-Authenticate: Bearer realm=\"bridge\"\r\n";
+        return SendStatus(401, verified.status());
+      }
+      principal = std::move(verified).value();
+    }
+    if (info.route == Route::kMetrics) {
+      return SendBody(200, "text/plain; version=0.0.4; charset=utf-8",
+                      SerializeMetrics(*core_.services.registry));
+    }
+    if (!principal.Has(auth::kRead)) {
+      return SendStatus(403, PermissionDenied("http: user '", principal.user,
+                                              "' may not read (permission 'read' missing)"));
+    }
+    switch (info.route) {
+      case Route::kTables:
+        return Tables();
+      case Route::kTable:
+        return Table(info.table);
+      case Route::kRows:
+        return Rows(info.table, *params);
+      case Route::kQuery:
+        return Query(*params);
+      default:
+        return SendError(404, StatusCode::kNotFound, "not_found", "http: no route");
+    }
+  }
+
+  std::string_view Header(bhttp::field field) {
+    auto v = parser_->get()[field];
+    return std::string_view(v.data(), v.size());
+  }
+
+  void Health() {
+    auto tables = core_.services.catalog->Tables();
+    int64_t broken = 0;
+    for (const auto& t : tables) broken += t.error.empty() ? 0 : 1;
+    auto [active, queued] = core_.gate.Counts();
+    bool stopping = core_.stopping;
+    Json j = {{"status", stopping ? "stopping" : "ok"},
+              {"tables", tables.size()},
+              {"broken_tables", broken},
+              {"catalog_version", core_.services.catalog->version()},
+              {"active_queries", active},
+              {"queued_queries", queued},
+              {"duckdb", engine::DuckDBVersion()}};
+    SendBody(stopping ? 503 : 200, "application/json", DumpJson(j));
+  }
+
+  void Tables() {
+    Json list = Json::array();
+    for (const auto& t : core_.services.catalog->Tables()) list.push_back(TableJson(t));
+    Json j = {{"catalog_version", core_.services.catalog->version()}, {"tables", std::move(list)}};
+    SendBody(200, "application/json", DumpJson(j));
+  }
+
+  void Table(const std::string& name) {
+    auto table = core_.services.catalog->Table(name);
+    if (!table) {
+      return SendStatus(404, NotFound("http: no table '", name, "'"));
+    }
+    SendBody(200, "application/json", DumpJson(TableJson(*table)));
+  }
+
+  void IssueToken() {
+    const auth::Authenticator* authenticator = core_.services.auth;
+    if (authenticator == nullptr || !authenticator->enabled()) {
+      return SendStatus(404, NotFound("http: authentication is not enabled on this server"));
+    }
+    // argon2 takes tens of milliseconds: verify on the pool, not on an I/O thread.
+    std::string authorization(Header(bhttp::field::authorization));
+    asio::post(core_.pool, [self = this->shared_from_this(), authenticator,
+                            authorization = std::move(authorization)] {
+      auto principal = authenticator->LoginBasic(authorization);
+      std::string body;
+      Status status;
+      if (principal.ok()) {
+        std::string token = authenticator->IssueToken(*principal);
+        body = DumpJson({{"token", token},
+                         {"token_type", "Bearer"},
+                         {"expires_at", IsoTime(principal->expires)},
+                         {"expires_in", authenticator->token_ttl().count()},
+                         {"user", principal->user},
+                         {"permissions", auth::PermissionNames(principal->permissions)}});
+      } else {
+        status = principal.status();
+      }
+      asio::post(self->stream_.get_executor(), [self, body = std::move(body), status] {
+        if (!status.ok()) {
+          self->extra_headers_ += "WWW-Authenticate: Basic realm=\"bridge\"\r\n";
+          return self->SendStatus(401, status);
+        }
+        self->extra_headers_ += "Cache-Control: no-store\r\n";
+        self->SendBody(200, "application/json", body);
+      });
+    });
+  }
+
+  // Maps a request-parsing error: 406 for an unacceptable Accept, 413 for a too long SQL.
+  void SendParseError(const Status& st) {
+    if (st.code() == StatusCode::kFailedPrecondition) {
+      return SendError(406, st.code(), "not_acceptable", std::string(st.message()));
+    }
+    if (st.code() == StatusCode::kResourceExhausted) return SendStatus(413, st);
+    SendStatus(HttpStatusOf(st), st);
+  }
+
+  void Query(const Params& params) {
+    auto& req = parser_->get();
+    RequestLimits limits;
+    limits.max_sql_length = core_.options.max_sql_length;
+    std::string_view method = req.method() == bhttp::verb::post ? "POST" : "GET";
+    auto request = ParseQueryRequest(method, params, Header(bhttp::field::content_type), req.body(),
+                                     Header(bhttp::field::accept), limits);
+    if (!request.ok()) return SendParseError(request.status());
+    StartQuery(std::move(request).value());
+  }
+
+  void Rows(const std::string& name, const Params& params) {
+    auto table = core_.services.catalog->Table(name);
+    if (!table) return SendStatus(404, NotFound("http: no table '", name, "'"));
+    auto rows = BuildRowsQuery(*table, params);
+    if (!rows.ok()) return SendStatus(HttpStatusOf(rows.status()), rows.status());
+    // format / compression / cache come from the same parser as /query; limit= is already
+    // part of the SQL.
+    Params query_params;
+    query_params.emplace_back("sql", rows->sql);
+    for (const auto& [key, value] : params) {
+      if (key == "format" || key == "compression" || key == "cache") {
+        query_params.emplace_back(key, value);
+      }
+    }
+    RequestLimits limits;
+    limits.max_sql_length = std::max(core_.options.max_sql_length, rows->sql.size());
+    auto request =
+        ParseQueryRequest("GET", query_params, "", "", Header(bhttp::field::accept), limits);
+    if (!request.ok()) return SendParseError(request.status());
+    request->params = std::move(rows->params);
+    StartQuery(std::move(request).value());
+  }
+
+  // ---- Simple responses ----
+
+  void SendStatus(int status, const Status& st) {
+    out_ = ErrorBody(st);
+    SendBody(status, "application/json", std::move(out_));
+  }
+
+  void SendError(int status, StatusCode, std::string_view code, std::string_view message) {
+    SendBody(status, "application/json", ErrorBody(code, message));
+  }
+
+  void SendBody(int status, std::string_view content_type, std::string body) {
+    status_ = status;
+    out_ = ResponseHead(status, content_type,
+                        status == 204 ? std::nullopt : std::optional<uint64_t>(body.size()), false,
+                        keep_alive_, extra_headers_);
+    out_ += body;
+    Lowest().expires_after(core_.options.idle_timeout);
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        self->FinishRequest(!ec);
+                      });
+  }
+
+  // The response is complete (ok) or could not be sent.
+  void FinishRequest(bool ok) {
+    double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+    core_.metrics.Request(route_label_, status_, seconds);
+    if (!ok || !keep_alive_ || closing_) return CloseGracefully();
+    ReadRequest();
+  }
+
+  void CloseGracefully() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+    CloseNow();
+  }
+
+  void CloseNow() {
+    ++read_generation_;
+    timer_.cancel();
+    beast::error_code ec;
+    Lowest().socket().close(ec);
+  }
+
+  // ---- Queries ----
+
+  void StartQuery(QueryRequest request) {
+    auto job = std::make_shared<QueryJob>();
+    job->request = std::move(request);
+    job->started = started_;
+    job->rows_left = job->request.limit;
+    status_ = 200;
+    job_ = job;
+    auto self = this->shared_from_this();
+    bool admitted = core_.gate.Acquire(
+        [self, job] { asio::post(self->core_.pool, [self, job] { self->Produce(job); }); });
+    if (!admitted) {
+      job_.reset();
+      auto [active, queued] = core_.gate.Counts();
+      return SendStatus(429, ResourceExhausted("http: too many queries (", active, " running, ",
+                                               queued, " waiting); try again later"));
+    }
+    WatchForDisconnect(job);
+  }
+
+  // While the query runs, a readable socket with nothing to read means the peer closed.
+  void WatchForDisconnect(const std::shared_ptr<QueryJob>& job) {
+    Lowest().socket().async_wait(
+        tcp::socket::wait_read, [self = this->shared_from_this(), job](beast::error_code ec) {
+          if (ec || self->job_ != job || job->ended) return;
+          char byte;
+          ssize_t n =
+              ::recv(self->Lowest().socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n > 0) return;  // pipelined bytes: the next request; write errors still tell
+          if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return self->WatchForDisconnect(job);
+          }
+          self->PeerGone(job);
+        });
+  }
+
+  void PeerGone(const std::shared_ptr<QueryJob>& job) {
+    peer_gone_ = true;
+    if (job->MarkCancelled("disconnect")) {
+      core_.metrics.QueryCancelled("disconnect");
+      spdlog::info("http: client of connection {} went away; query cancelled", id_);
+    }
+    job->Cancel();
+    RepeatCancel(job);
+  }
+
+  // Cancels `job` again every 100 ms until its response is over: an interrupt that reaches
+  // DuckDB in the instant a query starts can be lost.
+  void RepeatCancel(const std::shared_ptr<QueryJob>& job) {
+    cancel_timer_.expires_after(std::chrono::milliseconds(100));
+    cancel_timer_.async_wait([self = this->shared_from_this(), job](beast::error_code ec) {
+      if (ec || job->ended) return;
+      job->Cancel();
+      self->RepeatCancel(job);
+    });
+  }
+
+  // Runs on the pool: sets the query up on the first call, then produces the next piece of
+  // output (one batch for Arrow, up to kTextFlushBytes of text), then hands it to the strand.
+  void Produce(std::shared_ptr<QueryJob> job) {
+    Status st = ProduceStep(*job);
+    // At the end (or on error) free the session and the slot before the last bytes go out,
+    // so a client that sends its next query right after this one finds them free.
+    if (!st.ok() || job->done) ReleaseQuery(*job, core_);
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), job = std::move(job), st] {
+      self->OnProduced(job, st);
+    });
+  }
+
+  Status SetUp(QueryJob& job) {
+    job.set_up = true;
+    BRIDGE_ASSIGN_OR_RETURN(auto session, core_.services.db->Connect());
+    engine::Session* raw = session.get();
+    {
+      std::lock_guard lock(job.mu);
+      job.session = std::move(session);
+      if (job.cancelled) return Cancelled("http: query cancelled");
+    }
+    engine::QueryOptions options;
+    options.timeout = core_.options.query_timeout;
+    options.batch_rows = core_.options.batch_rows;
+    options.batch_bytes = core_.options.batch_bytes;
+    BRIDGE_ASSIGN_OR_RETURN(job.stream, raw->Query(job.request.sql, job.request.params, options));
+    // Session::Cancel only interrupts a query that has started: one that came while the
+    // statement was being prepared is seen here.
+    if (job.IsCancelled()) return Cancelled("http: query cancelled");
+    switch (job.request.format) {
+      case OutputFormat::kArrow: {
+        ipc::EncodeOptions encode;
+        encode.codec = job.request.compression;
+        BRIDGE_ASSIGN_OR_RETURN(job.encoder,
+                                ipc::RecordBatchEncoder::Make(job.stream->schema(), encode));
+        BRIDGE_ASSIGN_OR_RETURN(auto schema, job.encoder->EncodeSchema());
+        job.messages.push_back(std::move(schema));
+        break;
+      }
+      case OutputFormat::kParquet: {
+        std::filesystem::path dir = core_.options.temp_dir.empty()
+                                        ? core_.services.db->options().cache_dir
+                                        : core_.options.temp_dir;
+        if (dir.empty()) {
+          return FailedPrecondition("http: format=parquet needs a cache folder");
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);
+        job.parquet_path =
+            dir / fmt::format("http-result-{}-{}.parquet", ::getpid(), ++core_.temp_files);
+        Status written = core_.services.db->WriteParquet(*job.stream, job.parquet_path);
+        job.stream.reset();
+        if (!written.ok()) {
+          std::filesystem::remove(job.parquet_path, ec);
+          return written;
+        }
+        job.done = true;
+        return OkStatus();
+      }
+      default: {
+        BRIDGE_ASSIGN_OR_RETURN(
+            job.writer,
+            format::RowWriter::Make(TextFormatOf(job.request.format), job.stream->schema()));
+        BRIDGE_RETURN_NOT_OK(job.writer->Begin(&job.text));
+        break;
+      }
+    }
+    return OkStatus();
+  }
+
+  // Returns the next batch cut to the rows `limit=` still allows, or an invalid array at the
+  // end (of the result or of the limit).
+  Result<ipc::OwnedArray> NextBatch(QueryJob& job) {
+    if (job.rows_left && *job.rows_left <= 0) return ipc::OwnedArray();
+    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, job.stream->Next());
+    if (batch.valid() && job.rows_left) {
+      if (batch->length > *job.rows_left) batch->length = *job.rows_left;
+      *job.rows_left -= batch->length;
+    }
+    return batch;
+  }
+
+  Status ProduceStep(QueryJob& job) {
+    job.step_rows = 0;
+    job.step_copied = 0;
+    if (job.IsCancelled()) return Cancelled("http: query cancelled");
+    if (!job.set_up) {
+      BRIDGE_RETURN_NOT_OK(SetUp(job));
+      if (job.done) return OkStatus();
+    }
+    if (job.encoder) {
+      BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
+      if (!batch.valid()) {
+        job.done = true;
+        return OkStatus();
+      }
+      job.step_rows = static_cast<uint64_t>(batch->length);
+      BRIDGE_ASSIGN_OR_RETURN(auto messages, job.encoder->Encode(std::move(batch)));
+      for (auto& m : messages) {
+        job.step_copied += m.copied_bytes;
+        job.messages.push_back(std::move(m));
+      }
+      return OkStatus();
+    }
+    while (job.text.size() < kTextFlushBytes) {
+      BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
+      if (!batch.valid()) {
+        job.done = true;
+        return job.writer->End(&job.text);
+      }
+      job.step_rows += static_cast<uint64_t>(batch->length);
+      BRIDGE_RETURN_NOT_OK(job.writer->Write(*batch, &job.text));
+    }
+    return OkStatus();
+  }
+
+  void OnProduced(const std::shared_ptr<QueryJob>& job, const Status& st) {
+    if (job->ended) return;
+    if (peer_gone_ || !Lowest().socket().is_open()) {
+      EndQuery(job);
+      return CloseNow();
+    }
+    if (!st.ok()) return QueryFailed(job, st);
+    if (job->request.format == OutputFormat::kParquet) return SendParquet(job);
+
+    const bool chunked = !http10_;
+    std::vector<asio::const_buffer> buffers;
+    uint64_t payload = 0;
+    for (const auto& m : job->messages) payload += static_cast<uint64_t>(m.total_size());
+    if (job->encoder && job->done) payload += sizeof(kEndOfStream);
+    payload += job->text.size();
+
+    if (core_.options.max_result_bytes > 0 &&
+        job->bytes_sent + payload > static_cast<uint64_t>(core_.options.max_result_bytes)) {
+      return QueryFailed(
+          job,
+          ResourceExhausted("http: the result is larger than ", core_.options.max_result_bytes,
+                            " bytes (max_result_bytes)"),
+          413);
+    }
+    if (!job->header_sent) {
+      if (http10_) keep_alive_ = false;
+      job->head = ResponseHead(200, ContentTypeOf(job->request.format), std::nullopt, chunked,
+                               keep_alive_, extra_headers_);
+      buffers.push_back(asio::buffer(job->head));
+      job->header_sent = true;
+    }
+    if (payload > 0) {
+      if (chunked) {
+        job->chunk_line = ChunkLine(payload);
+        buffers.push_back(asio::buffer(job->chunk_line));
+      }
+      for (const auto& m : job->messages) {
+        buffers.push_back(asio::buffer(m.metadata));
+        for (const auto& segment : m.body) {
+          if (segment.size > 0) buffers.push_back(asio::buffer(segment.data, segment.size));
+        }
+      }
+      if (job->encoder && job->done) buffers.push_back(asio::buffer(kEndOfStream));
+      if (!job->text.empty()) buffers.push_back(asio::buffer(job->text));
+      if (chunked) buffers.push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
+    }
+    if (job->done && chunked) buffers.push_back(asio::buffer(kLastChunk.data(), kLastChunk.size()));
+
+    job->bytes_sent += payload;
+    job->rows_sent += job->step_rows;
+    core_.metrics.BytesOut(job->request.format, payload);
+    core_.metrics.RowsOut(job->request.format, job->step_rows);
+    if (job->encoder) core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(job->step_copied));
+
+    Lowest().expires_after(core_.options.idle_timeout);
+    asio::async_write(stream_, buffers,
+                      [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                        self->OnWritten(job, ec);
+                      });
+  }
+
+  void OnWritten(const std::shared_ptr<QueryJob>& job, beast::error_code ec) {
+    job->messages.clear();  // releases the batch
+    job->text.clear();
+    if (ec) {
+      if (!job->ended && job->MarkCancelled("disconnect")) {
+        core_.metrics.QueryCancelled("disconnect");
+        spdlog::info("http: write to connection {} failed ({}); query cancelled", id_,
+                     ec.message());
+      }
+      job->Cancel();
+      EndQuery(job);
+      return CloseNow();
+    }
+    if (job->done) {
+      EndQuery(job);
+      return FinishRequest(true);
+    }
+    asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
+  }
+
+  // `http_status` overrides HttpStatusOf(st) for an error before the stream began.
+  void QueryFailed(const std::shared_ptr<QueryJob>& job, const Status& st, int http_status = 0) {
+    if (st.code() == StatusCode::kDeadlineExceeded && job->MarkCancelled("timeout")) {
+      core_.metrics.QueryCancelled("timeout");
+    }
+    EndQuery(job);
+    if (!job->header_sent) {
+      if (st.code() == StatusCode::kCancelled && closing_) {
+        keep_alive_ = false;
+        return SendStatus(503, Cancelled("http: the server is shutting down"));
+      }
+      return SendStatus(http_status != 0 ? http_status : HttpStatusOf(st), st);
+    }
+    // The stream began: end it without the last chunk so the client sees a truncated
+    // transfer, never a short result.
+    spdlog::warn("http: response on connection {} cut after {} bytes: {}", id_, job->bytes_sent,
+                 std::string(st.message()));
+    core_.metrics.Request(route_label_, status_,
+                          std::chrono::duration<double>(Clock::now() - started_).count());
+    CloseNow();
+  }
+
+  // Drops the stream (which stops the query) and the session, and frees the slot. Runs on
+  // the pool, once per query.
+  static void ReleaseQuery(QueryJob& job, ServerCore& core) {
+    if (job.released) return;
+    job.released = true;
+    job.stream.reset();
+    job.encoder.reset();
+    job.writer.reset();
+    {
+      std::lock_guard lock(job.mu);
+      job.session.reset();
+    }
+    core.gate.Release();
+  }
+
+  // The response is over (complete, failed or abandoned): frees what the query still holds.
+  void EndQuery(const std::shared_ptr<QueryJob>& job) {
+    if (job->ended) return;
+    job->ended = true;
+    cancel_timer_.cancel();
+    if (job_ == job) job_.reset();
+    if (job->released) return;
+    ServerCore& core = core_;
+    asio::post(core.pool, [job, &core] {
+      job->messages.clear();
+      ReleaseQuery(*job, core);
+    });
+  }
+
+  // ---- Parquet: a finished file, sent with sendfile (plain) or read + write (TLS) ----
+
+  void SendParquet(const std::shared_ptr<QueryJob>& job) {
+    job->file_fd = ::open(job->parquet_path.c_str(), O_RDONLY | O_CLOEXEC);
+    std::error_code ignored;
+    std::filesystem::remove(job->parquet_path, ignored);  // the descriptor keeps the data
+    struct stat info {};
+    if (job->file_fd < 0 || ::fstat(job->file_fd, &info) != 0) {
+      return QueryFailed(job,
+                         Internal("http: cannot open the Parquet result: ", std::strerror(errno)));
+    }
+    job->file_size = static_cast<uint64_t>(info.st_size);
+    if (core_.options.max_result_bytes > 0 &&
+        job->file_size > static_cast<uint64_t>(core_.options.max_result_bytes)) {
+      return QueryFailed(
+          job,
+          ResourceExhausted("http: the result is larger than ", core_.options.max_result_bytes,
+                            " bytes (max_result_bytes)"),
+          413);
+    }
+    job->head = ResponseHead(200, ContentTypeOf(OutputFormat::kParquet), job->file_size, false,
+                             keep_alive_, extra_headers_);
+    job->header_sent = true;
+    Lowest().expires_after(core_.options.idle_timeout);
+    asio::async_write(stream_, asio::buffer(job->head),
+                      [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                        if (ec) return self->OnWritten(job, ec);
+                        self->SendFilePart(job);
+                      });
+  }
+
+  void SendFilePart(const std::shared_ptr<QueryJob>& job) {
+    if (job->file_offset >= job->file_size) {
+      core_.metrics.BytesOut(OutputFormat::kParquet, job->file_size);
+      job->bytes_sent = job->file_size;
+      return OnWritten(job, {});
+    }
+    uint64_t left = job->file_size - job->file_offset;
+    if constexpr (kTls) {
+      job->file_buffer.resize(std::min<uint64_t>(left, kTextFlushBytes));
+      ssize_t n = ::pread(job->file_fd, job->file_buffer.data(), job->file_buffer.size(),
+                          static_cast<off_t>(job->file_offset));
+      if (n <= 0) return QueryFailed(job, Internal("http: reading the Parquet result failed"));
+      job->file_offset += static_cast<uint64_t>(n);
+      Lowest().expires_after(core_.options.idle_timeout);
+      asio::async_write(stream_, asio::buffer(job->file_buffer.data(), static_cast<size_t>(n)),
+                        [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                          if (ec) return self->OnWritten(job, ec);
+                          self->SendFilePart(job);
+                        });
+    } else {
+      auto& socket = Lowest().socket();
+      beast::error_code ec;
+      socket.native_non_blocking(true, ec);
+      off_t offset = static_cast<off_t>(job->file_offset);
+      ssize_t n = ::sendfile(socket.native_handle(), job->file_fd, &offset,
+                             static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000)));
+      if (n > 0) {
+        job->file_offset += static_cast<uint64_t>(n);
+        // Yield to other connections of this thread between pieces.
+        return asio::post(stream_.get_executor(),
+                          [self = this->shared_from_this(), job] { self->SendFilePart(job); });
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return socket.async_wait(tcp::socket::wait_write,
+                                 [self = this->shared_from_this(), job](beast::error_code ec) {
+                                   if (ec) return self->OnWritten(job, ec);
+                                   self->SendFilePart(job);
+                                 });
+      }
+      OnWritten(job, asio::error::connection_reset);
+    }
+  }
+
+  ServerCore& core_;
+  Stream stream_;
+  asio::steady_timer timer_;
+  asio::steady_timer cancel_timer_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  uint64_t id_ = 0;
+  uint64_t read_generation_ = 0;
+  bool timed_out_ = false;
+  bool closing_ = false;  // shutting down: no more requests
+  bool busy_ = false;     // a request is being answered
+  bool keep_alive_ = true;
+  bool http10_ = false;
+  bool peer_gone_ = false;
+  int status_ = 200;
+  std::string route_label_ = "other";
+  std::string extra_headers_;
+  std::string continue_line_;
+  std::string out_;
+  Clock::time_point started_;
+  std::shared_ptr<QueryJob> job_;
+};
+
+void ServerCore::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      spdlog::warn("http: accept failed: {}", ec.message());
+      return Accept();
+    }
+    if (stopping) return;
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (tls) {
+      std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(
+          *this, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls))
+          ->Start();
+    } else {
+      std::make_shared<Connection<beast::tcp_stream>>(*this, beast::tcp_stream(std::move(socket)))
+          ->Start();
+    }
+    Accept();
+  });
+}
+
+void ServerCore::Shutdown(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  stopping = true;
+  asio::post(acceptor.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor.close(ec);
+  });
+  ForEach(&ConnectionBase::OnShutdown);
+  if (!WaitForNoConnections(Clock::now() + grace)) {
+    spdlog::info("http: grace period over; cancelling the responses still running");
+    ForEach(&ConnectionBase::OnForceClose);
+    if (!WaitForNoConnections(Clock::now() + std::chrono::seconds(30))) {
+      spdlog::warn("http: connections still open 30 s after cancelling; stopping anyway");
+    }
+  }
+  work.reset();
+  ioc.stop();
+  for (auto& t : io_threads) {
+    if (t.joinable()) t.join();
+  }
+  pool.join();
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  std::unique_ptr<ServerCore> core;
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Shutdown(std::chrono::milliseconds(0)); }
+
+int HttpServer::port() const { return impl_->core->port; }
+
+void HttpServer::Shutdown(std::chrono::milliseconds grace) { impl_->core->Shutdown(grace); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options,
+                                                      const Services& services) {
+  if (services.db == nullptr || services.catalog == nullptr || services.registry == nullptr) {
+    return InvalidArgument("http: the server needs a database, a catalog and a metrics registry");
+  }
+  if (options.io_threads < 1) return InvalidArgument("http: io_threads must be >= 1");
+  if (options.max_concurrent_queries < 1) {
+    return InvalidArgument("http: max_concurrent_queries must be >= 1");
+  }
+  if (options.max_concurrent_queries > services.db->options().max_sessions) {
+    return InvalidArgument("http: max_concurrent_queries (", options.max_concurrent_queries,
+                           ") must be <= the engine's max_sessions (",
+                           services.db->options().max_sessions, ")");
+  }
+  if (options.max_queued_queries < 0) return InvalidArgument("http: max_queued_queries < 0");
+  if (options.port < 0 || options.port > 65535) {
+    return InvalidArgument("http: port ", options.port, " is not a port (0..65535)");
+  }
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return InvalidArgument("http: TLS needs both a certificate and a key file");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->core = std::make_unique<ServerCore>(options, services);
+  ServerCore& core = *impl->core;
+
+  for (const auto& file : {options.tls_cert, options.tls_key}) {
+    std::error_code exists_ec;
+    if (!file.empty() && !std::filesystem::is_regular_file(file, exists_ec)) {
+      return IoError("http: TLS file '", file.string(), "' does not exist");
+    }
+  }
+  if (!options.tls_cert.empty()) {
+    core.tls.emplace(ssl::context::tls_server);
+    auto& ctx = *core.tls;
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    beast::error_code ec;
+    ctx.use_certificate_chain_file(options.tls_cert.string(), ec);
+    if (ec) {
+      return IoError("http: cannot load the TLS certificate '", options.tls_cert.string(),
+                     "': ", ec.message());
+    }
+    ctx.use_private_key_file(options.tls_key.string(), ssl::context::pem, ec);
+    if (ec) {
+      return IoError("http: cannot load the TLS key '", options.tls_key.string(),
+                     "': ", ec.message());
+    }
+  }
+
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.host, ec);
+  if (ec) return InvalidArgument("http: bad host address '", options.host, "': ", ec.message());
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(options.port));
+  core.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) core.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) core.acceptor.bind(endpoint, ec);
+  if (!ec) core.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return IoError("http: cannot listen on ", options.host, ":", options.port, ": ", ec.message());
+  }
+  core.port = core.acceptor.local_endpoint(ec).port();
+  core.work.emplace(core.ioc.get_executor());
+  core.Accept();
+  for (int i = 0; i < options.io_threads; ++i) {
+    core.io_threads.emplace_back([&core] {
+      for (;;) {
+        try {
+          core.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http: I/O thread caught an exception: {}", e.what());
+        }
+      }
+    });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+}  // namespace bridge::http
