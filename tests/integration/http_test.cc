@@ -19,6 +19,7 @@ namespace {
 
 using ::bridge::testing::BridgeBinary;
 using ::bridge::testing::ChildProcess;
+using ::bridge::testing::ConnectLoopback;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
 using ::testing::HasSubstr;
@@ -65,18 +66,6 @@ std::unique_ptr<ChildProcess> Serve(const std::filesystem::path& data, int* port
   return server;
 }
 
-int ConnectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Reads until the peer closes, `until` appears or `timeout` passes.
 std::string ReadFrom(int fd, std::chrono::seconds timeout, std::string_view until = {}) {
@@ -161,7 +150,7 @@ TEST(HttpTest, SigtermLetsARunningStreamFinish) {
   int port = 0;
   auto server = Serve(dir.path(), &port, {"--shutdown-grace-ms", "20000"});
   ASSERT_NE(server, nullptr);
-  int fd = ConnectTo(port);
+  int fd = ConnectLoopback(port);
   ASSERT_GE(fd, 0);
   Request(fd, "SELECT range AS a, range AS b FROM range(2000000)", "arrow");
   std::string reply = ReadFrom(fd, std::chrono::seconds(20), "\r\n\r\n");
@@ -182,7 +171,7 @@ TEST(HttpTest, SigtermCancelsAStreamThatOutlivesTheGracePeriod) {
   int port = 0;
   auto server = Serve(dir.path(), &port, {"--shutdown-grace-ms", "300"});
   ASSERT_NE(server, nullptr);
-  int fd = ConnectTo(port);
+  int fd = ConnectLoopback(port);
   ASSERT_GE(fd, 0);
   // An endless stream the client does not read: the server blocks on the socket.
   Request(fd, "SELECT range AS a FROM range(100000000000)", "arrow");

@@ -30,6 +30,7 @@
 namespace bridge::http {
 namespace {
 
+using ::bridge::testing::ConnectLoopback;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
 using ::testing::HasSubstr;
@@ -160,19 +161,6 @@ Result<Decoded> DecodeArrow(const std::string& body) {
 
 // ---- Raw sockets ----
 
-int ConnectTo(int port, int rcvbuf = 0) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 void SendAll(int fd, std::string_view data) {
   while (!data.empty()) {
@@ -577,7 +565,7 @@ TEST(HttpServerTest, MalformedRequestsGet400AndTheServerStaysUp) {
         std::string("GET /health HTTP/1.1\r\nBad Header\r\n\r\n"),
         std::string("POST /query HTTP/1.1\r\nContent-Length: abc\r\n\r\n"),
         std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)}) {
-    int fd = ConnectTo(t->port());
+    int fd = ConnectLoopback(t->port());
     ASSERT_GE(fd, 0);
     SendAll(fd, garbage);
     std::string reply = ReadFrom(fd, std::chrono::seconds(10));
@@ -593,13 +581,13 @@ TEST(HttpServerTest, SlowRequestGets408) {
   setup.options.idle_timeout = std::chrono::milliseconds(300);
   auto t = StartServer(setup);
   ASSERT_NE(t, nullptr);
-  int fd = ConnectTo(t->port());
+  int fd = ConnectLoopback(t->port());
   SendAll(fd, "GET /health HTTP/1.1\r\nHo");
   std::string reply = ReadFrom(fd, std::chrono::seconds(10));
   ::close(fd);
   EXPECT_THAT(reply, HasSubstr("HTTP/1.1 408"));
   // An idle keep-alive connection is closed without a response.
-  int idle = ConnectTo(t->port());
+  int idle = ConnectLoopback(t->port());
   EXPECT_EQ(ReadFrom(idle, std::chrono::seconds(10)), "");
   ::close(idle);
 }
@@ -618,7 +606,7 @@ TEST(HttpServerTest, QueryTimeoutGets504) {
 
 // Starts a query that runs until cancelled, on a raw connection; returns the socket.
 int StartEndlessQuery(TestServer& t) {
-  int fd = ConnectTo(t.port());
+  int fd = ConnectLoopback(t.port());
   SendAll(fd, "GET /query?sql=" + UrlEncode("SELECT count(*) FROM range(100000000000)") +
                   " HTTP/1.1\r\nHost: x\r\n\r\n");
   return fd;
@@ -632,7 +620,7 @@ TEST(HttpServerTest, TooManyQueriesQueueThenGet429) {
   ASSERT_NE(t, nullptr);
   int running = StartEndlessQuery(*t);
   ASSERT_TRUE(t->WaitForMetric("bridge_http_active_queries", 1));
-  int queued = ConnectTo(t->port());
+  int queued = ConnectLoopback(t->port());
   SendAll(queued,
           "GET /query?sql=SELECT+42+AS+x&format=csv HTTP/1.1\r\nHost: x\r\n"
           "Connection: close\r\n\r\n");
@@ -689,7 +677,7 @@ TEST(HttpServerTest, KeepAliveReusesTheConnection) {
 TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   auto t = StartServer();
   ASSERT_NE(t, nullptr);
-  int fd = ConnectTo(t->port());
+  int fd = ConnectLoopback(t->port());
   SendAll(fd,
           "GET /query?sql=SELECT+1+AS+first&format=csv HTTP/1.1\r\nHost: x\r\n\r\n"
           "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -711,7 +699,7 @@ TEST(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
 TEST(HttpServerTest, Http10ClientsGetAnUnchunkedBodyAndAClose) {
   auto t = StartServer();
   ASSERT_NE(t, nullptr);
-  int fd = ConnectTo(t->port());
+  int fd = ConnectLoopback(t->port());
   SendAll(fd, "GET /query?sql=SELECT+1+AS+x&format=csv HTTP/1.0\r\n\r\n");
   std::string reply = ReadFrom(fd, std::chrono::seconds(20));
   ::close(fd);
@@ -733,7 +721,7 @@ TEST(HttpServerTest, DisconnectBeforeTheFirstBatchCancelsTheQuery) {
 TEST(HttpServerTest, DisconnectMidStreamCancelsTheQuery) {
   auto t = StartServer();
   ASSERT_NE(t, nullptr);
-  int fd = ConnectTo(t->port(), 16384);
+  int fd = ConnectLoopback(t->port(), 16384);
   SendAll(fd, "GET /query?sql=" + UrlEncode("SELECT range AS a FROM range(10000000000)") +
                   "&format=arrow HTTP/1.1\r\nHost: x\r\n\r\n");
   std::string start = ReadFrom(fd, std::chrono::seconds(20), "\r\n\r\n");
@@ -764,7 +752,7 @@ TEST(HttpServerTest, SlowReaderKeepsServerMemoryBounded) {
     ASSERT_EQ(c.Get(t->QueryUrl(sql, "&format=arrow&limit=100000")).status, 200);
   }
   int64_t baseline = ResidentBytes();
-  int fd = ConnectTo(t->port(), 65536);
+  int fd = ConnectLoopback(t->port(), 65536);
   SendAll(fd, "GET /query?sql=" + UrlEncode(sql) +
                   "&format=arrow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   int64_t peak = baseline;
@@ -931,7 +919,7 @@ TEST(HttpServerTest, ShutdownCancelsWhatOutlivesTheGracePeriod) {
   EXPECT_THAT(reply, ::testing::Not(HasSubstr("HTTP/1.1 200")));
   auto text = SerializeMetrics(t->registry);
   EXPECT_THAT(text, HasSubstr("bridge_http_queries_cancelled_total{reason=\"shutdown\"} 1"));
-  EXPECT_LT(ConnectTo(t->port()), 0);  // no longer accepting
+  EXPECT_LT(ConnectLoopback(t->port()), 0);  // no longer accepting
 }
 
 }  // namespace

@@ -157,6 +157,8 @@ int Specificity(const MediaRange& range, std::string_view media_type) {
   return range.subtype == subtype ? 3 : 0;
 }
 
+}  // namespace
+
 Result<int64_t> ParseNonNegative(std::string_view key, std::string_view text) {
   int64_t value = 0;
   bool digits = !text.empty() &&
@@ -167,6 +169,8 @@ Result<int64_t> ParseNonNegative(std::string_view key, std::string_view text) {
   }
   return value;
 }
+
+namespace {
 
 // Returns true if `text` is well-formed UTF-8 (no overlong forms, surrogates or code points
 // above U+10FFFF).

@@ -32,6 +32,10 @@ Result<std::string> PercentDecode(std::string_view text);
 // Returns the value of the first `key`, if any.
 std::optional<std::string_view> FindParam(const Params& params, std::string_view key);
 
+// Parses the value of parameter `key` as a non-negative int64 (digits only). InvalidArgument
+// naming the key otherwise.
+Result<int64_t> ParseNonNegative(std::string_view key, std::string_view text);
+
 enum class OutputFormat { kArrow, kJson, kNdjson, kCsv, kParquet };
 
 // arrow: "application/vnd.apache.arrow.stream", json: "application/json", ndjson:

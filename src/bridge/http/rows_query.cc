@@ -67,17 +67,6 @@ bool IsSimpleType(std::string_view type) {
          std::all_of(second.begin(), second.end(), digit);
 }
 
-Result<int64_t> ParseNonNegative(std::string_view key, std::string_view text) {
-  int64_t value = 0;
-  bool digits = !text.empty() &&
-                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (!digits || ec != std::errc() || ptr != text.data() + text.size()) {
-    return InvalidArgument("http: ", key, " must be a non-negative integer, got '", text, "'");
-  }
-  return value;
-}
-
 std::vector<std::string_view> Split(std::string_view text, char separator) {
   std::vector<std::string_view> parts;
   while (true) {
