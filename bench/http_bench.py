@@ -295,8 +295,8 @@ def main():
     print()
     print(f"`wrk -t min(2,c) -c c -d {args.wrk_seconds}s --timeout 10s --latency`; errors = "
           f"non-2xx responses + socket errors (connect, read, write, timeout). Server started with "
-          f"`--max-queued-queries {QUEUE}` so the queue holds 256 connections (default: 8 running "
-          f"+ 64 queued, then 429). Server peak RSS over the whole benchmark: {peak_rss:.0f} MB.")
+          f"`--max-queued-queries {QUEUE}` (the default, 1024, holds 256 connections too: 8 running "
+          f"+ 1024 queued, then 429). Server peak RSS over the whole benchmark: {peak_rss:.0f} MB.")
     print()
     print("| connections | requests | requests/s | p99 ms | errors |")
     print("| ---: | ---: | ---: | ---: | ---: |")
