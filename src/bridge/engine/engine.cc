@@ -81,7 +81,6 @@ std::string DirWithSlash(const std::filesystem::path& p) {
   return s;
 }
 
-// Owns a duckdb_logical_type array for duckdb_to_arrow_schema.
 // Column types and names for duckdb_to_arrow_schema. `owned_names` are names DuckDB
 // allocated (duckdb_prepared_statement_column_name), freed with duckdb_free.
 struct LogicalTypes {
