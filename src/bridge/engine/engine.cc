@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "bridge/arrow/concatenate.h"
@@ -16,12 +17,14 @@
 namespace bridge::engine {
 namespace {
 
-// Runs callbacks at deadlines on one background thread. Cancel() returns only once the
-// callback cannot run any more, so a callback may refer to objects the canceller owns.
+// Runs callbacks at deadlines on one background thread. A callback may ask to run again by
+// returning its next time (it keeps its id). Cancel() returns only once the callback cannot
+// run any more, so a callback may refer to objects the canceller owns. Callbacks run under
+// the watch's lock: they must not call Schedule or Cancel.
 class DeadlineWatch {
  public:
   using Clock = std::chrono::steady_clock;
-  using Callback = std::function<void()>;
+  using Callback = std::function<std::optional<Clock::time_point>()>;
 
   DeadlineWatch() : thread_([this] { Run(); }) {}
   ~DeadlineWatch() {
@@ -59,9 +62,11 @@ class DeadlineWatch {
         cv_.wait_until(lock, first->first.first);
         continue;
       }
-      Callback callback = std::move(first->second);
-      entries_.erase(first);
-      callback();
+      auto node = entries_.extract(first);
+      if (std::optional<Clock::time_point> next = node.mapped()()) {
+        node.key().first = *next;
+        entries_.insert(std::move(node));
+      }
     }
   }
 
@@ -201,6 +206,7 @@ class SessionImpl final : public Session {
   }
 
   void Cancel() override {
+    uint64_t seq;
     {
       // With no query running, the next one is cancelled as soon as it begins: a caller
       // may cancel while another thread is still preparing or binding.
@@ -209,8 +215,20 @@ class SessionImpl final : public Session {
         cancel_pending_ = true;
         return;
       }
+      seq = query_seq_;
     }
-    Interrupt(InterruptReason::kCancel, 0);
+    if (!Interrupt(InterruptReason::kCancel, seq)) return;
+    // DuckDB forgets an interrupt that lands in the instant its query starts, so the
+    // interrupt is repeated until the query has ended.
+    uint64_t id = db_deadlines().Schedule(DeadlineWatch::Clock::now() + kReinterruptEvery,
+                                          [this, seq] { return Reinterrupt(seq); });
+    bool stale;
+    {
+      std::lock_guard lock(mu_);
+      stale = !query_active_ || query_seq_ != seq || reinterrupt_id_ != 0;
+      if (!stale) reinterrupt_id_ = id;
+    }
+    if (stale) db_deadlines().Cancel(id);
   }
 
   QueryProgress Progress() const override {
@@ -256,12 +274,24 @@ class SessionImpl final : public Session {
   }
 
  private:
-  // Interrupts the running query; `seq` 0 = whichever query runs.
-  void Interrupt(InterruptReason reason, uint64_t seq) {
+  static constexpr std::chrono::milliseconds kReinterruptEvery{20};
+
+  DeadlineWatch& db_deadlines();
+
+  // Interrupts query `seq` if it still runs; the first reason sticks. False when it has ended.
+  bool Interrupt(InterruptReason reason, uint64_t seq) {
     std::lock_guard lock(mu_);
-    if (!query_active_ || (seq != 0 && seq != query_seq_)) return;
-    reason_.store(reason);
+    if (!query_active_ || seq != query_seq_) return false;
+    InterruptReason none = InterruptReason::kNone;
+    reason_.compare_exchange_strong(none, reason);
     duckdb_interrupt(conn_);
+    return true;
+  }
+
+  // A DeadlineWatch callback: interrupts query `seq` again, and again later while it runs.
+  std::optional<DeadlineWatch::Clock::time_point> Reinterrupt(uint64_t seq) {
+    if (!Interrupt(InterruptReason::kCancel, seq)) return std::nullopt;
+    return DeadlineWatch::Clock::now() + kReinterruptEvery;
   }
 
   DatabaseImpl& db_;
@@ -270,6 +300,7 @@ class SessionImpl final : public Session {
   bool query_active_ = false;
   uint64_t query_seq_ = 0;
   uint64_t deadline_id_ = 0;
+  uint64_t reinterrupt_id_ = 0;
   bool cancel_pending_ = false;  // Cancel() came with no query running
   std::atomic<InterruptReason> reason_{InterruptReason::kNone};
 };
@@ -337,6 +368,8 @@ class DatabaseImpl final : public Database {
 
 SessionImpl::~SessionImpl() { db_.ReturnConnection(conn_); }
 
+DeadlineWatch& SessionImpl::db_deadlines() { return db_.deadlines(); }
+
 uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
   uint64_t seq;
   {
@@ -347,9 +380,13 @@ uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
                                                         : InterruptReason::kNone);
   }
   if (timeout.count() > 0) {
-    uint64_t id = db_.deadlines().Schedule(DeadlineWatch::Clock::now() + timeout, [this, seq] {
-      Interrupt(InterruptReason::kDeadline, seq);
-    });
+    // Repeats like Cancel's interrupt until the query has ended.
+    uint64_t id = db_.deadlines().Schedule(
+        DeadlineWatch::Clock::now() + timeout,
+        [this, seq]() -> std::optional<DeadlineWatch::Clock::time_point> {
+          if (!Interrupt(InterruptReason::kDeadline, seq)) return std::nullopt;
+          return DeadlineWatch::Clock::now() + kReinterruptEvery;
+        });
     std::lock_guard lock(mu_);
     deadline_id_ = id;
   }
@@ -358,13 +395,16 @@ uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
 
 void SessionImpl::EndQuery(uint64_t seq) {
   uint64_t deadline_id = 0;
+  uint64_t reinterrupt_id = 0;
   {
     std::lock_guard lock(mu_);
     if (seq != query_seq_ || !query_active_) return;
     query_active_ = false;
     deadline_id = std::exchange(deadline_id_, 0);
+    reinterrupt_id = std::exchange(reinterrupt_id_, 0);
   }
   if (deadline_id != 0) db_.deadlines().Cancel(deadline_id);
+  if (reinterrupt_id != 0) db_.deadlines().Cancel(reinterrupt_id);
 }
 
 Result<std::unique_ptr<PreparedStatement>> SessionImpl::Prepare(std::string_view sql) {
@@ -457,6 +497,11 @@ Result<std::unique_ptr<BatchStream>> PreparedStatementImpl::Execute(std::span<co
                                                                     const QueryOptions& options) {
   BRIDGE_RETURN_NOT_OK(Bind(params));
   uint64_t seq = session_.BeginQuery(options.timeout);
+  // A Cancel() that came before the query began (it is pending): DuckDB never saw it.
+  if (Status st = session_.InterruptError(); !st.ok()) {
+    session_.EndQuery(seq);
+    return st;
+  }
   duckdb_result result;
   if (duckdb_execute_prepared_streaming(stmt_, &result) != DuckDBSuccess) {
     Status st =

@@ -284,6 +284,23 @@ TEST(EngineTest, CancelFromAnotherThreadStopsTheQuery) {
   EXPECT_EQ(Int64At(batch, 0, 0), 42);
 }
 
+TEST(EngineTest, CancelLandingWhileTheQueryStartsIsNotLost) {
+  // DuckDB clears its interrupt flag as a query starts; a cancel in that instant must still
+  // stop the query. Sweep the cancel over the start of the query.
+  auto f = Open();
+  for (int delay_us = 0; delay_us < 600; delay_us += 2) {
+    auto start = std::chrono::steady_clock::now();
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+      f->session->Cancel();
+    });
+    EXPECT_STATUS(RunToFirstBatch(*f->session, kSlowQuery), StatusCode::kCancelled, "cancelled");
+    canceller.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+        << "delay " << delay_us << " us";
+  }
+}
+
 TEST(EngineTest, CancelWithNoQueryRunningCancelsExactlyTheNextQuery) {
   auto f = Open();
   f->session->Cancel();

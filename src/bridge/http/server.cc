@@ -363,8 +363,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   Connection(ServerCore& core, Stream stream)
       : core_(core),
         stream_(std::move(stream)),
-        timer_(stream_.get_executor()),
-        cancel_timer_(stream_.get_executor()) {}
+        timer_(stream_.get_executor()) {}
   ~Connection() override {
     if (id_ != 0) core_.Remove(id_);
   }
@@ -397,7 +396,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       if (self->job_) {
         if (self->job_->MarkCancelled("shutdown")) self->core_.metrics.QueryCancelled("shutdown");
         self->job_->Cancel();
-        self->RepeatCancel(self->job_);
       }
       self->CloseNow();
     });
@@ -788,18 +786,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       spdlog::info("http: client of connection {} went away; query cancelled", id_);
     }
     job->Cancel();
-    RepeatCancel(job);
-  }
-
-  // Cancels `job` again every 100 ms until its response is over: an interrupt that reaches
-  // DuckDB in the instant a query starts can be lost.
-  void RepeatCancel(const std::shared_ptr<QueryJob>& job) {
-    cancel_timer_.expires_after(std::chrono::milliseconds(100));
-    cancel_timer_.async_wait([self = this->shared_from_this(), job](beast::error_code ec) {
-      if (ec || job->ended) return;
-      job->Cancel();
-      self->RepeatCancel(job);
-    });
   }
 
   // Runs on the pool: sets the query up on the first call, then produces the next piece of
@@ -827,10 +813,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     options.timeout = core_.options.query_timeout;
     options.batch_rows = core_.options.batch_rows;
     options.batch_bytes = core_.options.batch_bytes;
+    // A cancel that comes while the statement is prepared cancels the query as it starts.
     BRIDGE_ASSIGN_OR_RETURN(job.stream, raw->Query(job.request.sql, job.request.params, options));
-    // Session::Cancel only interrupts a query that has started: one that came while the
-    // statement was being prepared is seen here.
-    if (job.IsCancelled()) return Cancelled("http: query cancelled");
     switch (job.request.format) {
       case OutputFormat::kArrow: {
         ipc::EncodeOptions encode;
@@ -1040,7 +1024,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void EndQuery(const std::shared_ptr<QueryJob>& job) {
     if (job->ended) return;
     job->ended = true;
-    cancel_timer_.cancel();
     if (job_ == job) job_.reset();
     if (job->released) return;
     ServerCore& core = core_;
@@ -1127,7 +1110,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   ServerCore& core_;
   Stream stream_;
   asio::steady_timer timer_;
-  asio::steady_timer cancel_timer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   uint64_t id_ = 0;
