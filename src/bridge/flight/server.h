@@ -63,6 +63,24 @@ struct FlightServerOptions {
   // Batch coalescing targets passed to the engine (engine::QueryOptions).
   int64_t batch_rows = 0;
   int64_t batch_bytes = 0;
+
+  // ---- Plans (plan.cc, do_get.cc) ----
+  // Endpoints a large table or query result is split into, so that clients can DoGet them
+  // in parallel; 0 = one per core.
+  int endpoints = 0;
+  // Largest FlightData message DoGet writes; a bigger record batch is sent as several
+  // slices. gRPC clients refuse messages above 4 MiB unless configured otherwise.
+  int64_t max_message_bytes = 4 << 20;
+  // Benchmark switch: DoGet serializes each message through the generated protobuf
+  // FlightData (data_body copied into a `bytes` field) instead of the zero-copy encoder.
+  bool copy_body = false;
+
+  // ---- TLS (security.cc) ----
+  // PEM files; both set = TLS. With tls_client_ca_file, clients must present a certificate
+  // signed by that CA (mutual TLS).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 // What the server uses; none of it is owned.
@@ -80,6 +98,10 @@ struct FlightStats {
   int64_t body_bytes_sent = 0;    // data_body bytes written
   int64_t body_bytes_copied = 0;  // data_body bytes copied on the way (0 when uncompressed)
   int64_t keepalives_sent = 0;    // metadata-only FlightData written while a batch was slow
+  // DoPut / DoExchange uploads.
+  int64_t body_bytes_received = 0;         // data_body bytes received
+  int64_t body_bytes_received_copied = 0;  // of which copied because gRPC split the message
+  int64_t rows_ingested = 0;               // rows committed by DoPut
 };
 
 class FlightServer {
