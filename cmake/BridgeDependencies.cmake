@@ -1,6 +1,10 @@
 # Finds every third-party dependency once, as imported targets.
+include(BridgeStaticDeps)
 find_package(Threads REQUIRED)
 find_package(absl CONFIG REQUIRED)
+get_directory_property(_imported IMPORTED_TARGETS)
+list(FILTER _imported INCLUDE REGEX "^absl::")
+bridge_link_statically(${_imported})
 find_package(spdlog CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(tomlplusplus CONFIG REQUIRED)
@@ -50,6 +54,15 @@ find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
+bridge_link_statically(PkgConfig::ARGON2)
+
+# Flight: gRPC and protobuf (src/bridge/flight generates code with them). Found here, at the
+# top, so that their targets (and re2, c-ares) are switched to static archives for every
+# binary that links them.
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+bridge_link_statically(gRPC::grpc++ gRPC::grpc gRPC::gpr gRPC::upb gRPC::address_sorting
+  protobuf::libprotobuf re2::re2 c-ares::cares)
 if(BRIDGE_BUILD_TESTS)
   find_package(CURL REQUIRED)
 endif()

@@ -4,6 +4,10 @@ find_package(zstd CONFIG REQUIRED)
 # liblz4 ships no CMake package; Debian's liblz4-dev has the library and lz4frame.h.
 find_library(BRIDGE_LZ4_LIBRARY NAMES lz4 REQUIRED)
 find_path(BRIDGE_LZ4_INCLUDE_DIR lz4frame.h REQUIRED)
+bridge_link_statically(zstd::libzstd_shared)
+if(BRIDGE_STATIC_DEPS)
+  _bridge_static_archive("${BRIDGE_LZ4_LIBRARY}" BRIDGE_LZ4_LIBRARY)
+endif()
 
 target_sources(bridge_arrow PRIVATE
   compression.cc
