@@ -10,6 +10,7 @@
 
 #include "bridge/arrow/concatenate.h"
 #include "bridge/engine/duckdb_status_internal.h"
+#include "bridge/engine/input_source_internal.h"
 #include "bridge/engine/parquet_writer_internal.h"
 #include "duckdb.h"
 #include "spdlog/spdlog.h"
@@ -205,6 +206,12 @@ class SessionImpl final : public Session {
     return stmt->Execute(params, options);
   }
 
+  Result<std::unique_ptr<BatchStream>> QueryWithInput(std::string_view sql, InputStream& input,
+                                                      const QueryOptions& options) override;
+
+  // Ends QueryWithInput's registration: drops the view and forgets the input.
+  void EndInput(const std::string& token);
+
   void Cancel() override {
     uint64_t seq;
     {
@@ -285,6 +292,8 @@ class SessionImpl final : public Session {
     InterruptReason none = InterruptReason::kNone;
     reason_.compare_exchange_strong(none, reason);
     duckdb_interrupt(conn_);
+    // DuckDB cannot interrupt a table function blocked in the input's Next().
+    if (input_ != nullptr) input_->Abort();
     return true;
   }
 
@@ -301,15 +310,20 @@ class SessionImpl final : public Session {
   uint64_t query_seq_ = 0;
   uint64_t deadline_id_ = 0;
   uint64_t reinterrupt_id_ = 0;
-  bool cancel_pending_ = false;  // Cancel() came with no query running
+  bool cancel_pending_ = false;   // Cancel() came with no query running
+  InputStream* input_ = nullptr;  // QueryWithInput's input while its query runs
   std::atomic<InterruptReason> reason_{InterruptReason::kNone};
 };
 
 class DatabaseImpl final : public Database {
  public:
   DatabaseImpl(EngineOptions options, duckdb_database db, duckdb_connection internal,
-               std::vector<duckdb_connection> pool)
-      : options_(std::move(options)), db_(db), internal_(internal), free_(std::move(pool)) {}
+               std::vector<duckdb_connection> pool, std::unique_ptr<internal::InputRegistry> inputs)
+      : options_(std::move(options)),
+        db_(db),
+        internal_(internal),
+        inputs_(std::move(inputs)),
+        free_(std::move(pool)) {}
   ~DatabaseImpl() override {
     for (auto& conn : free_) duckdb_disconnect(&conn);
     duckdb_disconnect(&internal_);
@@ -349,8 +363,14 @@ class DatabaseImpl final : public Database {
                                         parquet);
   }
 
+  Result<std::vector<ColumnType>> DescribeSchema(const ArrowSchema& schema) override {
+    std::lock_guard lock(internal_mu_);
+    return internal::DescribeSchemaLocked(internal_, parquet_source_, schema);
+  }
+
   const EngineOptions& options() const override { return options_; }
   DeadlineWatch& deadlines() { return deadlines_; }
+  internal::InputRegistry& inputs() { return *inputs_; }
 
  private:
   EngineOptions options_;
@@ -359,6 +379,8 @@ class DatabaseImpl final : public Database {
   duckdb_connection internal_;
   // State of WriteParquet's table function; outlives db_ (closed in the destructor body).
   internal::ParquetSourceHandle parquet_source_;
+  // QueryWithInput's table function state; outlives db_ too.
+  std::unique_ptr<internal::InputRegistry> inputs_;
   // Connections are made before the configuration is locked, because per-connection
   // settings (progress reporting) cannot be set afterwards.
   std::mutex pool_mu_;
@@ -367,6 +389,86 @@ class DatabaseImpl final : public Database {
 };
 
 SessionImpl::~SessionImpl() { db_.ReturnConnection(conn_); }
+
+// QueryWithInput's result: the query's stream, which on its way out aborts the input (a
+// DuckDB thread may be blocked in its Next), ends the query, then drops the `input` view.
+class InputQueryStream final : public BatchStream {
+ public:
+  InputQueryStream(SessionImpl& session, std::unique_ptr<internal::InputEntry> entry,
+                   std::string token, std::unique_ptr<BatchStream> inner)
+      : session_(session),
+        entry_(std::move(entry)),
+        token_(std::move(token)),
+        inner_(std::move(inner)) {}
+  ~InputQueryStream() override {
+    entry_->stream->Abort();
+    inner_.reset();
+    session_.EndInput(token_);
+  }
+
+  const ArrowSchema& schema() const override { return inner_->schema(); }
+
+  Result<ipc::OwnedArray> Next() override {
+    Result<ipc::OwnedArray> next = inner_->Next();
+    if (next.ok()) return next;
+    // A cancel or deadline also fails the input; report the reason, else the input's error.
+    if (Status st = session_.InterruptError(); !st.ok()) return st;
+    if (!entry_->error.ok()) return entry_->error;
+    return next;
+  }
+
+ private:
+  SessionImpl& session_;
+  std::unique_ptr<internal::InputEntry> entry_;
+  const std::string token_;
+  std::unique_ptr<BatchStream> inner_;
+};
+
+Result<std::unique_ptr<BatchStream>> SessionImpl::QueryWithInput(std::string_view sql,
+                                                                 InputStream& input,
+                                                                 const QueryOptions& options) {
+  BRIDGE_RETURN_NOT_OK(internal::CheckReadOnlyText(sql));
+  auto entry = std::make_unique<internal::InputEntry>();
+  entry->conn = conn_;
+  entry->connection_id = internal::ConnectionId(conn_);
+  entry->stream = &input;
+  BRIDGE_RETURN_NOT_OK(entry->feeder.Prepare(conn_, input.schema()));
+  std::string token = db_.inputs().Add(entry.get());
+  // A temporary view: found before the catalog's tables, and only on this connection.
+  auto created = internal::RunTextQuery(
+      conn_, StrCat("CREATE OR REPLACE TEMP VIEW input AS SELECT * FROM ",
+                    internal::kInputFunctionName, "(", QuoteString(token), ")"));
+  if (!created.ok()) {
+    EndInput(token);
+    return WithContext(created.status(), "engine: creating the input view");
+  }
+  {
+    std::lock_guard lock(mu_);
+    input_ = &input;
+  }
+  Result<std::unique_ptr<BatchStream>> stream = Query(sql, {}, options);
+  if (!stream.ok()) {
+    input.Abort();
+    // As in InputQueryStream::Next: the interrupt's reason first, then the input's error.
+    Status st = InterruptError();
+    if (st.ok()) st = entry->error.ok() ? stream.status() : entry->error;
+    EndInput(token);
+    return st;
+  }
+  return std::unique_ptr<BatchStream>(
+      new InputQueryStream(*this, std::move(entry), std::move(token), std::move(stream).value()));
+}
+
+void SessionImpl::EndInput(const std::string& token) {
+  {
+    std::lock_guard lock(mu_);
+    input_ = nullptr;
+  }
+  auto dropped = internal::RunTextQuery(conn_, "DROP VIEW IF EXISTS temp.input");
+  if (!dropped.ok())
+    spdlog::warn("engine: dropping the input view: {}", std::string(dropped.status().message()));
+  db_.inputs().Remove(token);
+}
 
 DeadlineWatch& SessionImpl::db_deadlines() { return db_.deadlines(); }
 
@@ -381,12 +483,13 @@ uint64_t SessionImpl::BeginQuery(std::chrono::milliseconds timeout) {
   }
   if (timeout.count() > 0) {
     // Repeats like Cancel's interrupt until the query has ended.
-    uint64_t id = db_.deadlines().Schedule(
-        DeadlineWatch::Clock::now() + timeout,
-        [this, seq]() -> std::optional<DeadlineWatch::Clock::time_point> {
-          if (!Interrupt(InterruptReason::kDeadline, seq)) return std::nullopt;
-          return DeadlineWatch::Clock::now() + kReinterruptEvery;
-        });
+    uint64_t id =
+        db_.deadlines().Schedule(DeadlineWatch::Clock::now() + timeout,
+                                 [this, seq]() -> std::optional<DeadlineWatch::Clock::time_point> {
+                                   if (!Interrupt(InterruptReason::kDeadline, seq))
+                                     return std::nullopt;
+                                   return DeadlineWatch::Clock::now() + kReinterruptEvery;
+                                 });
     std::lock_guard lock(mu_);
     deadline_id_ = id;
   }
@@ -682,9 +785,11 @@ Result<std::unique_ptr<Database>> Database::Open(const EngineOptions& given) {
     Status st = SetTrusted(internal, sql);
     if (!st.ok()) return fail(st);
   }
+  auto inputs = internal::InputRegistry::Create(internal);
+  if (!inputs.ok()) return fail(inputs.status());
   spdlog::debug("engine: DuckDB {} open over {}", DuckDBVersion(), options.data_dir.string());
-  return std::unique_ptr<Database>(
-      new DatabaseImpl(std::move(options), db, internal, std::move(pool)));
+  return std::unique_ptr<Database>(new DatabaseImpl(std::move(options), db, internal,
+                                                    std::move(pool), std::move(inputs).value()));
 }
 
 std::string DuckDBVersion() { return duckdb_library_version(); }

@@ -81,6 +81,16 @@ class BatchStream {
   virtual Result<ipc::OwnedArray> Next() = 0;
 };
 
+// Batches a caller feeds into a query as the table `input` (Session::QueryWithInput), such
+// as an upload arriving from a client. Next() may block until the next batch arrives.
+class InputStream : public BatchStream {
+ public:
+  // Makes a Next() that is blocked return soon, and every later call at once, with an error
+  // (Cancelled). Called from any thread (by Session::Cancel and by the query's deadline) while
+  // another thread may be inside Next(); must not block nor call back into the session.
+  virtual void Abort() = 0;
+};
+
 class Session;
 
 // A statement prepared once and executed any number of times with bound parameters.
@@ -116,6 +126,20 @@ class Session {
                                                      std::span<const Value> params = {},
                                                      const QueryOptions& options = {}) = 0;
 
+  // Prepares and runs one read-only query in which the table name `input` means the batches
+  // of `input` (a temporary view on this session only, shadowing a catalog table of that
+  // name; `memory.main.input` still names the catalog's). The user's SQL gains nothing else.
+  // The input is pulled once, as the query needs it, on the thread DuckDB runs the scan on
+  // (often the one calling the result's Next()), so a result batch may wait for the next
+  // input batch; a query that names `input` twice fails with InvalidArgument. `input` must
+  // outlive the returned stream. Cancel(), the timeout and dropping the stream call
+  // input.Abort(), so a Next() blocked on a client wakes up. Errors: those of Query,
+  // InvalidArgument for an input schema DuckDB cannot read, Cancelled / DeadlineExceeded
+  // after a cancel / the timeout, and the input's own error when its Next() fails (as is).
+  virtual Result<std::unique_ptr<BatchStream>> QueryWithInput(std::string_view sql,
+                                                              InputStream& input,
+                                                              const QueryOptions& options = {}) = 0;
+
   // Interrupts the running query; its stream then fails with Cancelled. With no query
   // running, the session's next query fails with Cancelled as soon as it starts (a caller
   // may cancel while another thread is still preparing). Thread-safe.
@@ -132,8 +156,21 @@ struct TextTable {
   std::vector<std::vector<std::optional<std::string>>> rows;
 };
 
+// A column as DuckDB's DESCRIBE names it.
+struct ColumnType {
+  std::string name;
+  std::string type;  // "BIGINT", "VARCHAR", "DECIMAL(10,2)", "STRUCT(a INTEGER)", ...
+
+  bool operator==(const ColumnType&) const = default;
+};
+
 // How Database::WriteParquet encodes a file.
 struct ParquetOptions {
+  // Parquet files (inside the data or cache folder) whose rows are written before the
+  // stream's: appending to a table rewrites its file as old rows + new rows. Their columns
+  // (names and DuckDB types, in order) must equal the stream's, else InvalidArgument
+  // "... differs ..." and nothing is written. A prefix file may be `path` itself.
+  std::vector<std::filesystem::path> prefix_files;
   // Column compression: "zstd" (default), "snappy", "gzip", "lz4", "brotli" or "uncompressed".
   std::string compression = "zstd";
   // Rows per row group; 0 = DuckDB's default (122880).
@@ -175,6 +212,11 @@ class Database {
   // system failures.
   virtual Status WriteParquet(BatchStream& source, const std::filesystem::path& path,
                               const ParquetOptions& parquet = {}) = 0;
+
+  // Returns the columns (names and DuckDB types, as DESCRIBE and the catalog name them) of a
+  // stream with `schema` read as a table. InvalidArgument for a schema DuckDB cannot read.
+  // Thread-safe; serialized like WriteParquet.
+  virtual Result<std::vector<ColumnType>> DescribeSchema(const ArrowSchema& schema) = 0;
 
   virtual const EngineOptions& options() const = 0;
 };

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "bridge/arrow/concatenate.h"
+#include "bridge/engine/arrow_scan_internal.h"
 #include "bridge/engine/duckdb_status_internal.h"
 #include "bridge/engine/parquet_writer_internal.h"
 
@@ -41,14 +41,8 @@ struct ParquetSource {
   std::string token;
   BatchStream* stream = nullptr;
 
-  std::vector<std::string> names;
-  std::vector<duckdb_logical_type> types;
-  duckdb_arrow_converted_schema converted = nullptr;
-  Status error;                         // the stream's failure, if any
-  duckdb_data_chunk pending = nullptr;  // a long batch being copied out in slices
-  idx_t pending_offset = 0;
-  duckdb_selection_vector identity = nullptr;
-  idx_t identity_size = 0;
+  ArrowChunkFeeder feeder;
+  Status error;  // the stream's failure, if any
 
   void ResetWrite() {
     {
@@ -56,65 +50,21 @@ struct ParquetSource {
       token.clear();
       stream = nullptr;
     }
-    names.clear();
-    for (auto& t : types) duckdb_destroy_logical_type(&t);
-    types.clear();
-    if (converted != nullptr) duckdb_destroy_arrow_converted_schema(&converted);
-    converted = nullptr;
-    if (pending != nullptr) duckdb_destroy_data_chunk(&pending);
-    pending = nullptr;
-    pending_offset = 0;
+    feeder.Reset();
     error = OkStatus();
   }
 
-  ~ParquetSource() {
-    ResetWrite();
-    if (identity != nullptr) duckdb_destroy_selection_vector(identity);
-  }
+  ~ParquetSource() { ResetWrite(); }
 };
 
 void ParquetSourceDeleter::operator()(ParquetSource* source) const { delete source; }
 
 namespace {
 
-std::string RandomHex() {
-  std::random_device rd;
-  std::string out;
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (int i = 0; i < 4; ++i) {
-    uint32_t word = rd();
-    for (int j = 0; j < 8; ++j) {
-      out += kDigits[word & 0xF];
-      word >>= 4;
-    }
-  }
-  return out;
-}
-
-idx_t ConnectionId(duckdb_connection conn) {
-  duckdb_client_context context = nullptr;
-  duckdb_connection_get_client_context(conn, &context);
-  idx_t id = duckdb_client_context_get_connection_id(context);
-  duckdb_destroy_client_context(&context);
-  return id;
-}
-
 void SourceBind(duckdb_bind_info info) {
   auto* source = static_cast<ParquetSource*>(duckdb_bind_get_extra_info(info));
-  duckdb_client_context context = nullptr;
-  duckdb_table_function_get_client_context(info, &context);
-  idx_t connection_id = duckdb_client_context_get_connection_id(context);
-  duckdb_destroy_client_context(&context);
-
-  std::string token;
-  duckdb_value param = duckdb_bind_get_parameter(info, 0);
-  if (param != nullptr && !duckdb_is_null_value(param)) {
-    char* text = duckdb_get_varchar(param);
-    if (text != nullptr) token = text;
-    duckdb_free(text);
-  }
-  duckdb_destroy_value(&param);
-
+  idx_t connection_id = BindConnectionId(info);
+  std::string token = BindTextParameter(info);
   bool ours = false;
   if (connection_id == source->internal_connection_id) {
     std::lock_guard lock(source->mu);
@@ -124,84 +74,21 @@ void SourceBind(duckdb_bind_info info) {
     duckdb_bind_set_error(info, "__bridge_parquet_source is internal to Bridge");
     return;
   }
-  for (size_t i = 0; i < source->types.size(); ++i) {
-    duckdb_bind_add_result_column(info, source->names[i].c_str(), source->types[i]);
+  const auto& names = source->feeder.names();
+  const auto& types = source->feeder.types();
+  for (size_t i = 0; i < types.size(); ++i) {
+    duckdb_bind_add_result_column(info, names[i].c_str(), types[i]);
   }
 }
 
 void SourceInit(duckdb_init_info info) { duckdb_init_set_max_threads(info, 1); }
 
-// Copies the next slice of source->pending into `output`; drops pending when it is done.
-void EmitSlice(ParquetSource& source, duckdb_data_chunk output) {
-  idx_t rows = duckdb_data_chunk_get_size(source.pending);
-  idx_t n = std::min<idx_t>(rows - source.pending_offset, duckdb_vector_size());
-  if (source.identity_size < rows) {
-    if (source.identity != nullptr) duckdb_destroy_selection_vector(source.identity);
-    source.identity = duckdb_create_selection_vector(rows);
-    source.identity_size = rows;
-    sel_t* data = duckdb_selection_vector_get_data_ptr(source.identity);
-    for (idx_t i = 0; i < rows; ++i) data[i] = static_cast<sel_t>(i);
-  }
-  idx_t columns = duckdb_data_chunk_get_column_count(source.pending);
-  for (idx_t c = 0; c < columns; ++c) {
-    duckdb_vector_copy_sel(duckdb_data_chunk_get_vector(source.pending, c),
-                           duckdb_data_chunk_get_vector(output, c), source.identity,
-                           source.pending_offset + n, source.pending_offset, 0);
-  }
-  duckdb_data_chunk_set_size(output, n);
-  source.pending_offset += n;
-  if (source.pending_offset >= rows) {
-    duckdb_destroy_data_chunk(&source.pending);
-    source.pending = nullptr;
-    source.pending_offset = 0;
-  }
-}
-
 void SourceProduce(duckdb_function_info info, duckdb_data_chunk output) {
   auto* source = static_cast<ParquetSource*>(duckdb_function_get_extra_info(info));
-  if (source->pending != nullptr) {
-    EmitSlice(*source, output);
-    return;
-  }
-  while (true) {
-    Result<ipc::OwnedArray> next = source->stream->Next();
-    if (!next.ok()) {
-      source->error = next.status();
-      duckdb_function_set_error(info, std::string(next.status().message()).c_str());
-      return;
-    }
-    ipc::OwnedArray array = std::move(next).value();
-    if (!array.valid()) {
-      duckdb_data_chunk_set_size(output, 0);
-      return;
-    }
-    if (array->length == 0) continue;
-    duckdb_data_chunk chunk = nullptr;
-    duckdb_error_data error =
-        duckdb_data_chunk_from_arrow(source->internal, array.get(), source->converted, &chunk);
-    Status st = ConsumeErrorData(&error, "engine: parquet: converting a batch from Arrow");
-    if (!st.ok()) {
-      source->error = st;
-      duckdb_function_set_error(info, std::string(st.message()).c_str());
-      return;
-    }
-    idx_t rows = duckdb_data_chunk_get_size(chunk);
-    if (rows <= duckdb_vector_size()) {
-      // The output shares the vectors' buffers, which stay alive after the chunk is gone.
-      idx_t columns = duckdb_data_chunk_get_column_count(chunk);
-      for (idx_t c = 0; c < columns; ++c) {
-        duckdb_vector_reference_vector(duckdb_data_chunk_get_vector(output, c),
-                                       duckdb_data_chunk_get_vector(chunk, c));
-      }
-      duckdb_data_chunk_set_size(output, rows);
-      duckdb_destroy_data_chunk(&chunk);
-      return;
-    }
-    // One copy: the batch is longer than a DuckDB vector (a coalesced stream).
-    source->pending = chunk;
-    source->pending_offset = 0;
-    EmitSlice(*source, output);
-    return;
+  Status st = source->feeder.Produce(source->internal, *source->stream, output);
+  if (!st.ok()) {
+    source->error = st;
+    duckdb_function_set_error(info, std::string(st.message()).c_str());
   }
 }
 
@@ -279,47 +166,53 @@ Status FsyncPath(const fs::path& path, bool directory) {
   return OkStatus();
 }
 
-// Fills the column names and DuckDB types of source.stream's schema.
-Status PrepareSchema(duckdb_connection internal, ParquetSource& source) {
-  const ArrowSchema& schema = source.stream->schema();
-  if (schema.format == nullptr || std::string_view(schema.format) != "+s") {
-    return InvalidArgument("engine: parquet: the stream's schema is not a struct");
+// Returns the canonical path of an existing file to read before the stream.
+Result<fs::path> CheckPrefixFile(const EngineOptions& options, const fs::path& path) {
+  std::error_code ec;
+  fs::path canonical = fs::canonical(path, ec);
+  if (ec || !fs::is_regular_file(canonical, ec)) {
+    return NotFound("engine: parquet: file '", path.string(), "' does not exist");
   }
-  if (schema.n_children == 0) {
-    return InvalidArgument("engine: parquet: the stream has no columns");
+  if (!Inside(canonical, options.data_dir) && !Inside(canonical, options.cache_dir)) {
+    return PermissionDenied("engine: parquet: '", path.string(),
+                            "' is outside the data and cache folders");
   }
-  duckdb_error_data error =
-      duckdb_schema_from_arrow(internal, const_cast<ArrowSchema*>(&schema), &source.converted);
-  BRIDGE_RETURN_NOT_OK(ConsumeErrorData(&error, "engine: parquet: reading the schema"));
-  // The C API exposes the converted types only on a chunk, so convert an empty batch.
-  BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray empty, ipc::Concatenate(schema, {}));
-  duckdb_data_chunk chunk = nullptr;
-  error = duckdb_data_chunk_from_arrow(internal, empty.get(), source.converted, &chunk);
-  BRIDGE_RETURN_NOT_OK(ConsumeErrorData(&error, "engine: parquet: reading the schema"));
-  idx_t columns = duckdb_data_chunk_get_column_count(chunk);
-  for (idx_t c = 0; c < columns; ++c) {
-    source.types.push_back(duckdb_vector_get_column_type(duckdb_data_chunk_get_vector(chunk, c)));
-    const char* name = schema.children[c]->name;
-    source.names.emplace_back(name != nullptr ? name : "");
-  }
-  duckdb_destroy_data_chunk(&chunk);
-  return OkStatus();
+  return canonical;
 }
 
 }  // namespace
 
-Status WriteParquetLocked(duckdb_connection internal, const EngineOptions& options,
-                          ParquetSourceHandle& source_state, BatchStream& stream,
-                          const fs::path& path, const ParquetOptions& parquet) {
-  BRIDGE_RETURN_NOT_OK(CheckOptions(parquet));
-  BRIDGE_ASSIGN_OR_RETURN(fs::path target, CheckTarget(options, path));
-  if (source_state == nullptr) {
-    ParquetSourceHandle created(new ParquetSource);
-    created->internal = internal;
-    created->internal_connection_id = ConnectionId(internal);
-    BRIDGE_RETURN_NOT_OK(RegisterSourceFunction(internal, created.get()));
-    source_state = std::move(created);
+Result<std::vector<ColumnType>> DescribeLocked(duckdb_connection internal,
+                                               std::string_view select) {
+  BRIDGE_ASSIGN_OR_RETURN(TextTable table, RunTextQuery(internal, StrCat("DESCRIBE ", select)));
+  std::vector<ColumnType> columns;
+  for (const auto& row : table.rows) {
+    if (row.size() < 2 || !row[0] || !row[1]) return Internal("engine: unexpected DESCRIBE row");
+    columns.push_back(ColumnType{*row[0], *row[1]});
   }
+  return columns;
+}
+
+std::string ColumnsText(const std::vector<ColumnType>& columns) {
+  std::string out;
+  for (const ColumnType& c : columns) out += StrCat(out.empty() ? "" : ", ", c.name, " ", c.type);
+  return out;
+}
+
+Result<std::vector<ColumnType>> DescribeSchemaLocked(duckdb_connection internal,
+                                                     ParquetSourceHandle& source_state,
+                                                     const ArrowSchema& schema) {
+  // A stream that only has a schema: DESCRIBE binds the source, it never reads it.
+  class SchemaOnly final : public BatchStream {
+   public:
+    explicit SchemaOnly(const ArrowSchema& schema) : schema_(schema) {}
+    const ArrowSchema& schema() const override { return schema_; }
+    Result<ipc::OwnedArray> Next() override { return Internal("engine: schema-only stream"); }
+
+   private:
+    const ArrowSchema& schema_;
+  } stream(schema);
+  BRIDGE_RETURN_NOT_OK(EnsureSourceFunction(internal, source_state));
   ParquetSource& source = *source_state;
   source.ResetWrite();
   struct ResetGuard {
@@ -332,13 +225,61 @@ Status WriteParquetLocked(duckdb_connection internal, const EngineOptions& optio
     source.token = token;
     source.stream = &stream;
   }
-  BRIDGE_RETURN_NOT_OK(PrepareSchema(internal, source));
+  BRIDGE_RETURN_NOT_OK(source.feeder.Prepare(internal, schema));
+  return DescribeLocked(internal,
+                        StrCat("SELECT * FROM ", kFunctionName, "(", QuoteString(token), ")"));
+}
+
+Status EnsureSourceFunction(duckdb_connection internal, ParquetSourceHandle& source_state) {
+  if (source_state != nullptr) return OkStatus();
+  ParquetSourceHandle created(new ParquetSource);
+  created->internal = internal;
+  created->internal_connection_id = ConnectionId(internal);
+  BRIDGE_RETURN_NOT_OK(RegisterSourceFunction(internal, created.get()));
+  source_state = std::move(created);
+  return OkStatus();
+}
+
+Status WriteParquetLocked(duckdb_connection internal, const EngineOptions& options,
+                          ParquetSourceHandle& source_state, BatchStream& stream,
+                          const fs::path& path, const ParquetOptions& parquet) {
+  BRIDGE_RETURN_NOT_OK(CheckOptions(parquet));
+  BRIDGE_ASSIGN_OR_RETURN(fs::path target, CheckTarget(options, path));
+  BRIDGE_RETURN_NOT_OK(EnsureSourceFunction(internal, source_state));
+  ParquetSource& source = *source_state;
+  source.ResetWrite();
+  struct ResetGuard {
+    ParquetSource& s;
+    ~ResetGuard() { s.ResetWrite(); }
+  } reset_guard{source};
+  std::string token = RandomHex();
+  {
+    std::lock_guard lock(source.mu);
+    source.token = token;
+    source.stream = &stream;
+  }
+  BRIDGE_RETURN_NOT_OK(source.feeder.Prepare(internal, stream.schema()));
+  std::string select = StrCat("SELECT * FROM ", kFunctionName, "(", QuoteString(token), ")");
+  if (!parquet.prefix_files.empty()) {
+    std::string files;
+    for (const fs::path& file : parquet.prefix_files) {
+      BRIDGE_ASSIGN_OR_RETURN(fs::path canonical, CheckPrefixFile(options, file));
+      files += StrCat(files.empty() ? "" : ", ", QuoteString(canonical.string()));
+    }
+    std::string prefix = StrCat("SELECT * FROM read_parquet([", files, "])");
+    BRIDGE_ASSIGN_OR_RETURN(std::vector<ColumnType> old_columns, DescribeLocked(internal, prefix));
+    BRIDGE_ASSIGN_OR_RETURN(std::vector<ColumnType> new_columns, DescribeLocked(internal, select));
+    if (old_columns != new_columns) {
+      return InvalidArgument("engine: parquet: the stream's schema (", ColumnsText(new_columns),
+                             ") differs from the existing file's (", ColumnsText(old_columns), ")");
+    }
+    select = StrCat(prefix, " UNION ALL ", select);
+  }
 
   fs::path temp = target.parent_path() /
                   StrCat(".", target.filename().string(), ".tmp-", RandomHex().substr(0, 12));
-  std::string sql =
-      StrCat("COPY (SELECT * FROM ", kFunctionName, "(", QuoteString(token), ")) TO ",
-             QuoteString(temp.string()), " (FORMAT parquet, COMPRESSION ", parquet.compression);
+  std::string sql = StrCat("COPY (", select, ") TO ", QuoteString(temp.string()),
+                           " (FORMAT parquet, COMPRESSION ", parquet.compression);
   if (parquet.row_group_size > 0) sql += StrCat(", ROW_GROUP_SIZE ", parquet.row_group_size);
   sql += ")";
 

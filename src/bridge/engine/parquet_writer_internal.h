@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "bridge/common/status.h"
 #include "bridge/engine/engine.h"
@@ -18,6 +21,20 @@ struct ParquetSourceDeleter {
   void operator()(ParquetSource* source) const;
 };
 using ParquetSourceHandle = std::unique_ptr<ParquetSource, ParquetSourceDeleter>;
+
+// Registers the source table function on first use.
+Status EnsureSourceFunction(duckdb_connection internal, ParquetSourceHandle& source_state);
+
+// Database::DescribeSchema. The caller holds the lock of `internal`.
+Result<std::vector<ColumnType>> DescribeSchemaLocked(duckdb_connection internal,
+                                                     ParquetSourceHandle& source_state,
+                                                     const ArrowSchema& schema);
+
+// Returns the columns of `DESCRIBE <select>` run on `conn`.
+Result<std::vector<ColumnType>> DescribeLocked(duckdb_connection conn, std::string_view select);
+
+// Returns "a BIGINT, b VARCHAR".
+std::string ColumnsText(const std::vector<ColumnType>& columns);
 
 // Database::WriteParquet. The caller holds the lock of `internal` for the whole call.
 // `options` is the database's (canonical folders); `source_state` is created on first use.
