@@ -1,19 +1,309 @@
-// DoAction and ListActions.
+// DoAction and ListActions, and the registry of running queries that `cancel`,
+// CancelFlightInfo and `stats` use.
+#include <nlohmann/json.hpp>
+
 #include "bridge/flight/server_internal.h"
 
 namespace bridge::flight {
 
-grpc::ServerWriteReactor<protocol::Result>* NewDoAction(ServerState& /*state*/,
-                                                        grpc::CallbackServerContext* /*ctx*/,
-                                                        const protocol::Action* action) {
-  return new FailedWrite<protocol::Result>(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED, "flight: unknown action '" + action->type() + "'"));
+// ---- The registry of running queries ----
+
+uint64_t ServerState::RegisterQuery(RunningQuery query) {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  query.id = ++next_query_id;
+  running_queries.push_back(std::move(query));
+  return next_query_id;
 }
 
-grpc::ServerWriteReactor<protocol::ActionType>* NewListActions(
-    ServerState& /*state*/, grpc::CallbackServerContext* /*ctx*/) {
-  return new FailedWrite<protocol::ActionType>(
-      grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "flight: ListActions is not implemented yet"));
+void ServerState::UnregisterQuery(uint64_t id) {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  std::erase_if(running_queries, [id](const RunningQuery& q) { return q.id == id; });
+}
+
+int ServerState::CancelQueries(uint64_t plan_id, std::optional<uint32_t> endpoint) {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  int cancelled = 0;
+  for (const RunningQuery& q : running_queries) {
+    if (q.plan_id != plan_id || q.plan_id == 0) continue;
+    if (endpoint && q.endpoint != *endpoint) continue;
+    q.call->CancelQuery();
+    ++cancelled;
+  }
+  return cancelled;
+}
+
+int ServerState::CancelAllQueries() {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  for (const RunningQuery& q : running_queries) q.call->CancelQuery();
+  return static_cast<int>(running_queries.size());
+}
+
+std::vector<ServerState::RunningQuery> ServerState::RunningQueries() const {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  return running_queries;
+}
+
+void ServerState::MarkPlanCancelled(uint64_t plan_id, Clock::time_point until) {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  auto now = Clock::now();
+  while (!cancelled_plans.empty() &&
+         (cancelled_plans.front().second <= now || cancelled_plans.size() >= kMaxCancelledPlans)) {
+    cancelled_plans.pop_front();
+  }
+  cancelled_plans.emplace_back(plan_id, until);
+}
+
+bool ServerState::PlanCancelled(uint64_t plan_id) const {
+  std::lock_guard<std::mutex> lock(queries_mu);
+  auto now = Clock::now();
+  for (const auto& [id, until] : cancelled_plans) {
+    if (id == plan_id && until > now) return true;
+  }
+  return false;
+}
+
+namespace {
+
+using Json = nlohmann::json;
+
+struct ActionInfo {
+  const char* type;
+  const char* description;
+};
+
+constexpr ActionInfo kActions[] = {
+    {"refresh",
+     "Rescans the data folder now. Body: empty. Result: JSON {\"version\": catalog version, "
+     "\"changes\": [{\"kind\", \"table\", \"version\", \"error\"}]}. Needs the ingest or admin "
+     "permission when authentication is on."},
+    {"cancel",
+     "Interrupts the running DoGet calls of a ticket (they end with CANCELLED). Body: the "
+     "ticket bytes (Ticket.ticket). Result: JSON {\"cancelled\": calls interrupted}."},
+    {"CancelFlightInfo",
+     "Standard: cancels every endpoint of a FlightInfo (running DoGets are interrupted, later "
+     "DoGets of its tickets fail with CANCELLED); a PollFlightInfo descriptor as the info's "
+     "descriptor cancels that query. Body: CancelFlightInfoRequest. Result: "
+     "CancelFlightInfoResult."},
+    {"RenewFlightEndpoint",
+     "Standard: re-signs an endpoint's ticket with a new expiration time (now + ticket TTL). "
+     "Body: RenewFlightEndpointRequest. Result: the renewed FlightEndpoint."},
+    {"health",
+     "Body: empty. Result: JSON {\"status\": \"ok\", \"duckdb\", \"tables\", "
+     "\"broken_tables\", \"catalog_version\"}."},
+    {"stats",
+     "Body: empty. Result: JSON of the server's FlightStats counters, plan counters and the "
+     "running queries (the SQL only of the caller's own queries, or all with admin)."},
+};
+
+int64_t UnixSeconds(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+Result<std::string> Refresh(ServerState& state, const auth::Principal& principal) {
+  const auth::Authenticator* authenticator = state.services.auth;
+  if (authenticator != nullptr && authenticator->enabled() && !principal.Has(auth::kIngest) &&
+      !principal.Has(auth::kAdmin)) {
+    return PermissionDenied("flight: user '", principal.user,
+                            "' lacks the ingest or admin permission that refresh needs");
+  }
+  BRIDGE_ASSIGN_OR_RETURN(std::vector<catalog::TableChange> changes,
+                          state.services.catalog->Refresh());
+  Json out = {{"version", state.services.catalog->version()}, {"changes", Json::array()}};
+  for (const catalog::TableChange& change : changes) {
+    out["changes"].push_back({{"kind", std::string(catalog::ChangeKindName(change.kind))},
+                              {"table", change.name},
+                              {"version", change.version},
+                              {"error", change.error}});
+  }
+  return out.dump();
+}
+
+Result<std::string> Cancel(ServerState& state, const std::string& body) {
+  Result<TicketContents> ticket = state.signer.Verify(body);
+  if (!ticket.ok()) {
+    // Also accept a serialized Ticket message.
+    protocol::Ticket message;
+    if (message.ParseFromString(body)) {
+      Result<TicketContents> inner = state.signer.Verify(message.ticket());
+      if (inner.ok()) ticket = std::move(inner);
+    }
+  }
+  if (!ticket.ok()) return ticket.status();
+  int cancelled = state.CancelQueries(ticket->plan_id, ticket->endpoint);
+  return Json{{"cancelled", cancelled}}.dump();
+}
+
+Result<std::string> CancelFlightInfo(ServerState& state, const auth::Principal& principal,
+                                     const std::string& body) {
+  protocol::CancelFlightInfoRequest request;
+  if (!request.ParseFromString(body)) {
+    return InvalidArgument("flight: CancelFlightInfo body is not a CancelFlightInfoRequest");
+  }
+  const protocol::FlightInfo& info = request.info();
+  bool found = false;
+  // A PollFlightInfo query still running.
+  const protocol::FlightDescriptor& descriptor = info.flight_descriptor();
+  if (descriptor.type() == protocol::FlightDescriptor::CMD &&
+      CancelPollJob(state, descriptor.cmd(), principal.user)) {
+    found = true;
+  }
+  std::vector<TicketContents> tickets;
+  for (const protocol::FlightEndpoint& endpoint : info.endpoint()) {
+    BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket, state.signer.Verify(endpoint.ticket().ticket()));
+    tickets.push_back(std::move(ticket));
+  }
+  for (const TicketContents& ticket : tickets) {
+    // Remembered until the ticket could have been renewed to the longest.
+    state.MarkPlanCancelled(ticket.plan_id, ticket.expires + state.options.ticket_ttl);
+    state.CancelQueries(ticket.plan_id, ticket.endpoint);
+    found = true;
+  }
+  protocol::CancelFlightInfoResult result;
+  result.set_status(found ? protocol::CANCEL_STATUS_CANCELLED
+                          : protocol::CANCEL_STATUS_NOT_CANCELLABLE);
+  return result.SerializeAsString();
+}
+
+Result<std::string> Renew(ServerState& state, const std::string& body) {
+  protocol::RenewFlightEndpointRequest request;
+  if (!request.ParseFromString(body)) {
+    return InvalidArgument("flight: RenewFlightEndpoint body is not a RenewFlightEndpointRequest");
+  }
+  BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket,
+                          state.signer.Verify(request.endpoint().ticket().ticket()));
+  if (state.PlanCancelled(ticket.plan_id)) {
+    return Cancelled("flight: the FlightInfo of this endpoint was cancelled");
+  }
+  int64_t expiry = UnixSeconds(Clock::now() + state.options.ticket_ttl);
+  ticket.expires = Clock::time_point(std::chrono::seconds(expiry));
+  protocol::FlightEndpoint renewed = request.endpoint();
+  renewed.mutable_ticket()->set_ticket(state.signer.Sign(ticket));
+  renewed.mutable_expiration_time()->set_seconds(expiry);
+  renewed.mutable_expiration_time()->set_nanos(0);
+  return renewed.SerializeAsString();
+}
+
+std::string Health(ServerState& state) {
+  std::vector<catalog::TableInfo> tables = state.services.catalog->Tables();
+  int64_t broken = 0;
+  for (const auto& t : tables) broken += t.error.empty() ? 0 : 1;
+  return Json{{"status", "ok"},
+              {"duckdb", engine::DuckDBVersion()},
+              {"tables", tables.size()},
+              {"broken_tables", broken},
+              {"catalog_version", state.services.catalog->version()}}
+      .dump();
+}
+
+std::string Stats(ServerState& state, const auth::Principal& principal) {
+  Json running = Json::array();
+  auto now = Clock::now();
+  for (const ServerState::RunningQuery& q : state.RunningQueries()) {
+    Json entry = {{"kind", q.kind},
+                  {"user", q.user},
+                  {"plan_id", q.plan_id},
+                  {"endpoint", q.endpoint},
+                  {"seconds", std::chrono::duration<double>(now - q.started).count()}};
+    if (q.user == principal.user || principal.Has(auth::kAdmin)) entry["sql"] = q.sql;
+    running.push_back(std::move(entry));
+  }
+  size_t poll_jobs = 0;
+  {
+    std::lock_guard<std::mutex> lock(state.poll_mu);
+    poll_jobs = state.poll_jobs.size();
+  }
+  return Json{{"flight_data_sent", state.flight_data_sent.load()},
+              {"body_bytes_sent", state.body_bytes_sent.load()},
+              {"body_bytes_copied", state.body_bytes_copied.load()},
+              {"keepalives_sent", state.keepalives_sent.load()},
+              {"plans_split", state.plans_split.load()},
+              {"batches_sliced", state.batches_sliced.load()},
+              {"oversize_messages", state.oversize_messages.load()},
+              {"poll_jobs", poll_jobs},
+              {"running_queries", std::move(running)}}
+      .dump();
+}
+
+Result<std::string> RunAction(ServerState& state, const grpc::CallbackServerContext& ctx,
+                              const protocol::Action& action) {
+  BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(ctx));
+  const std::string& type = action.type();
+  if (type == "refresh") return Refresh(state, principal);
+  if (type == "cancel") return Cancel(state, action.body());
+  if (type == "CancelFlightInfo") return CancelFlightInfo(state, principal, action.body());
+  if (type == "RenewFlightEndpoint") return Renew(state, action.body());
+  if (type == "health") return Health(state);
+  if (type == "stats") return Stats(state, principal);
+  return Unimplemented("flight: unknown action '", type, "'; see ListActions");
+}
+
+// Writes one Result (the action's answer) computed on the pool.
+class ActionReactor final : public grpc::ServerWriteReactor<protocol::Result> {
+ public:
+  ActionReactor(ServerState& state, grpc::CallbackServerContext* ctx,
+                const protocol::Action* action) {
+    state.pool.Post([this, &state, ctx, action] {
+      Result<std::string> body = RunAction(state, *ctx, *action);
+      if (!body.ok()) {
+        Finish(ToGrpcStatus(body.status()));
+        return;
+      }
+      result_.set_body(std::move(body).value());
+      StartWriteAndFinish(&result_, grpc::WriteOptions(), grpc::Status::OK);
+    });
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  protocol::Result result_;
+};
+
+// Writes the action types one after the other.
+class ListActionsReactor final : public grpc::ServerWriteReactor<protocol::ActionType> {
+ public:
+  explicit ListActionsReactor(Status authorized) {
+    if (!authorized.ok()) {
+      Finish(ToGrpcStatus(authorized));
+      return;
+    }
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "flight: the client went away"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (next_ == std::size(kActions)) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    type_.set_type(kActions[next_].type);
+    type_.set_description(kActions[next_].description);
+    ++next_;
+    StartWrite(&type_);
+  }
+  protocol::ActionType type_;
+  size_t next_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<protocol::Result>* NewDoAction(ServerState& state,
+                                                        grpc::CallbackServerContext* ctx,
+                                                        const protocol::Action* action) {
+  return new ActionReactor(state, ctx, action);
+}
+
+grpc::ServerWriteReactor<protocol::ActionType>* NewListActions(ServerState& state,
+                                                               grpc::CallbackServerContext* ctx) {
+  // Checking a bearer token does not block (no argon2), so it runs here.
+  return new ListActionsReactor(state.Authorize(*ctx).status());
 }
 
 }  // namespace bridge::flight

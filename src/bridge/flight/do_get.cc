@@ -1,8 +1,62 @@
-// DoGet: the ticket's query streamed as FlightData, one message per IPC message.
+// DoGet: the ticket's query streamed as FlightData, one message per IPC message (a record
+// batch above options.max_message_bytes as several messages of fewer rows).
 #include "bridge/flight/server_internal.h"
 
 namespace bridge::flight {
 namespace {
+
+// An upper bound of the FlightData size of `m`: data_header and data_body with their tags
+// and length varints (1 + 5 and 2 + 5 bytes at most).
+int64_t FlightDataSize(const ipc::EncodedMessage& m) {
+  return static_cast<int64_t>(m.flatbuffer_size) + m.body_length + 16;
+}
+
+// Rows [start, start + length) of the struct array `parent`, sharing its buffers and
+// children (no data is copied): the slice's release drops one reference to the parent.
+ipc::OwnedArray SliceOf(const std::shared_ptr<ipc::OwnedArray>& parent, int64_t start,
+                        int64_t length) {
+  struct Holder {
+    std::shared_ptr<ipc::OwnedArray> parent;
+  };
+  const ArrowArray& p = **parent;
+  ipc::OwnedArray out;
+  ArrowArray* a = out.out();
+  a->length = length;
+  a->offset = p.offset + start;
+  a->null_count = p.null_count == 0 ? 0 : -1;
+  a->n_buffers = p.n_buffers;
+  a->n_children = p.n_children;
+  a->buffers = p.buffers;
+  a->children = p.children;
+  a->dictionary = p.dictionary;
+  a->private_data = new Holder{parent};
+  a->release = [](ArrowArray* self) {
+    delete static_cast<Holder*>(self->private_data);
+    self->release = nullptr;
+  };
+  return out;
+}
+
+// The plain generated-protobuf path (options.copy_body, the benchmark's baseline): the body
+// is copied into FlightData.data_body and serialized by protobuf into gRPC's buffer.
+EncodeResult EncodeThroughProtobuf(const ipc::EncodedMessage& m) {
+  protocol::FlightData data;
+  data.set_data_header(std::string(m.flatbuffer()));
+  std::string* body = data.mutable_data_body();
+  body->reserve(static_cast<size_t>(m.body_length));
+  for (const ipc::Segment& segment : m.body) {
+    body->append(reinterpret_cast<const char*>(segment.data), segment.size);
+  }
+  EncodeResult out;
+  bool own_buffer = false;
+  grpc::Status serialized =
+      grpc::SerializationTraits<protocol::FlightData>::Serialize(data, &out.buffer, &own_buffer);
+  (void)serialized;  // serializing a valid message into memory does not fail
+  out.body_bytes = m.body_length;
+  // Two copies of every body byte: into data_body, then into gRPC's slices.
+  out.body_bytes_copied = 2 * m.body_length;
+  return out;
+}
 
 // DoGet: runs the ticket's query on the pool and writes one FlightData per IPC message.
 //
@@ -12,14 +66,28 @@ namespace {
 // than the keep-alive interval, the ticker writes a metadata-only FlightData; a message the
 // fetch finishes meanwhile waits in ready_ until that write completes. Whoever ends the call
 // unregisters from the ticker and calls Finish without holding mu_ and touches nothing after.
+//
+// The call is registered with the server (ServerState::RegisterQuery) from construction
+// until just before Finish, so that the `cancel` and CancelFlightInfo actions can interrupt
+// its query (CancelQuery); the client then sees CANCELLED.
 class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
-                           public KeepAliveTarget {
+                           public KeepAliveTarget,
+                           public ServerState::Cancellable {
  public:
-  DoGetReactor(ServerState& state, std::string sql, std::chrono::milliseconds timeout)
-      : state_(state), sql_(std::move(sql)), timeout_(timeout) {
+  DoGetReactor(ServerState& state, const TicketContents& ticket, const std::string& user,
+               std::chrono::milliseconds timeout)
+      : state_(state), sql_(ticket.sql), timeout_(timeout) {
     keepalive_ = EncodeMetadataOnly(kKeepAliveMetadata);
+    registration_ = state_.RegisterQuery(
+        {0, this, "DoGet", user, ticket.sql, ticket.plan_id, ticket.endpoint, Clock::now()});
     fetching_ = true;
     state_.pool.Post([this] { Begin(); });
+  }
+
+  void CancelQuery() override {
+    cancelled_.store(true);
+    std::lock_guard<std::mutex> lock(session_mu_);
+    if (session_) session_->Cancel();
   }
 
   void OnWriteDone(bool ok) override {
@@ -53,11 +121,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     state_.pool.Post([this] { Fetch(); });
   }
 
-  void OnCancel() override {
-    cancelled_.store(true);
-    std::lock_guard<std::mutex> lock(session_mu_);
-    if (session_) session_->Cancel();
-  }
+  void OnCancel() override { CancelQuery(); }
 
   void OnDone() override { delete this; }
 
@@ -127,11 +191,17 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       Result<ipc::OwnedArray> batch = stream_->Next();
       if (!batch.ok()) return Conclude(batch.status());
       if (!batch->valid()) return Conclude(OkStatus());
-      Result<std::vector<ipc::EncodedMessage>> messages = encoder_->Encode(std::move(*batch));
-      if (!messages.ok()) return Conclude(messages.status());
-      for (ipc::EncodedMessage& m : *messages) pending_.push_back(std::move(m));
+      Status encoded = EncodeBatch(std::move(*batch));
+      if (!encoded.ok()) return Conclude(encoded);
     }
-    EncodeResult encoded = EncodeFlightData(pending_.front());
+    EncodeResult encoded;
+    if (state_.options.copy_body) {
+      encoded = EncodeThroughProtobuf(pending_.front());
+    } else {
+      encoded = EncodeFlightData(pending_.front());
+      // The few bytes the IPC encoder copies for slices (rebased offsets).
+      encoded.body_bytes_copied += pending_.front().copied_bytes;
+    }
     pending_.pop_front();
     state_.CountSent(encoded);
     std::unique_lock<std::mutex> lock(mu_);
@@ -149,6 +219,64 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     out_ = std::move(encoded.buffer);
     lock.unlock();
     StartWrite(&out_);
+  }
+
+  // Encodes `batch` into pending_: its dictionary batches and its record batch, or, when
+  // that record batch's FlightData would exceed options.max_message_bytes, several record
+  // batches of consecutive row slices (zero copy; slices start at multiples of 8 rows so
+  // that validity bitmaps need no shifting). A single row above the cap, and a dictionary
+  // batch, are sent whole whatever their size (counted in oversize_messages).
+  Status EncodeBatch(ipc::OwnedArray batch) {
+    const int64_t cap = state_.options.max_message_bytes;
+    if (cap <= 0) {
+      BRIDGE_ASSIGN_OR_RETURN(auto messages, encoder_->Encode(std::move(batch)));
+      for (ipc::EncodedMessage& m : messages) pending_.push_back(std::move(m));
+      return OkStatus();
+    }
+    auto shared = std::make_shared<ipc::OwnedArray>(std::move(batch));
+    const int64_t length = (*shared)->length;
+    BRIDGE_ASSIGN_OR_RETURN(auto messages, encoder_->Encode(SliceOf(shared, 0, length)));
+    if (messages.empty() || FlightDataSize(messages.back()) <= cap || length <= 1) {
+      for (ipc::EncodedMessage& m : messages) {
+        if (FlightDataSize(m) > cap) state_.oversize_messages.fetch_add(1);
+        pending_.push_back(std::move(m));
+      }
+      return OkStatus();
+    }
+    // Keep the dictionaries, replace the record batch by slices of about cap bytes.
+    const int64_t size = FlightDataSize(messages.back());
+    messages.pop_back();
+    for (ipc::EncodedMessage& m : messages) {
+      if (FlightDataSize(m) > cap) state_.oversize_messages.fetch_add(1);
+      pending_.push_back(std::move(m));
+    }
+    state_.batches_sliced.fetch_add(1, std::memory_order_relaxed);
+    int64_t rows = std::max<int64_t>(1, length * cap / size);
+    if (rows >= 16) rows -= rows % 8;
+    for (int64_t start = 0; start < length; start += rows) {
+      BRIDGE_RETURN_NOT_OK(EncodeSlice(shared, start, std::min(rows, length - start), cap));
+    }
+    return OkStatus();
+  }
+
+  // Encodes rows [start, start + length) of `batch`, halving until each message fits.
+  Status EncodeSlice(const std::shared_ptr<ipc::OwnedArray>& batch, int64_t start, int64_t length,
+                     int64_t cap) {
+    BRIDGE_ASSIGN_OR_RETURN(auto messages, encoder_->Encode(SliceOf(batch, start, length)));
+    if (messages.empty()) return OkStatus();
+    if (FlightDataSize(messages.back()) > cap && length > 1) {
+      messages.pop_back();
+      for (ipc::EncodedMessage& m : messages) pending_.push_back(std::move(m));
+      int64_t half = length / 2;
+      if (half >= 16) half -= half % 8;
+      BRIDGE_RETURN_NOT_OK(EncodeSlice(batch, start, half, cap));
+      return EncodeSlice(batch, start + half, length - half, cap);
+    }
+    for (ipc::EncodedMessage& m : messages) {
+      if (FlightDataSize(m) > cap) state_.oversize_messages.fetch_add(1);
+      pending_.push_back(std::move(m));
+    }
+    return OkStatus();
   }
 
   // On the pool, in place of a fetch: releases the query and ends the call (at once, or when
@@ -175,12 +303,14 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   void FinishNow(const Status& status) {
     state_.ticker.Remove(this);
+    state_.UnregisterQuery(registration_);
     Finish(ToGrpcStatus(status));
   }
 
   ServerState& state_;
   const std::string sql_;
   const std::chrono::milliseconds timeout_;
+  uint64_t registration_ = 0;
   std::atomic<bool> cancelled_{false};
 
   std::mutex session_mu_;  // guards session_ against OnCancel
@@ -209,18 +339,32 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
                                                      grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* request) {
+  std::string user;
   Result<TicketContents> ticket = [&]() -> Result<TicketContents> {
-    BRIDGE_RETURN_NOT_OK(state.Authorize(*ctx));
+    BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(*ctx));
+    user = principal.user;
     grpc::Slice slice;
     protocol::Ticket message;
     if (!request->DumpToSingleSlice(&slice).ok() ||
         !message.ParseFromArray(slice.begin(), static_cast<int>(slice.size()))) {
       return InvalidArgument("flight: DoGet request is not a Ticket");
     }
-    return state.signer.Verify(message.ticket());
+    BRIDGE_ASSIGN_OR_RETURN(TicketContents contents, state.signer.Verify(message.ticket()));
+    if (state.PlanCancelled(contents.plan_id)) {
+      return Cancelled("flight: the FlightInfo of this ticket was cancelled");
+    }
+    if (!contents.table.empty()) {
+      // The endpoints of a split add up to the table only as it was when planned.
+      std::optional<catalog::TableInfo> table = state.services.catalog->Table(contents.table);
+      if (!table || table->version != contents.table_version) {
+        return FailedPrecondition("flight: table '", contents.table,
+                                  "' changed since the plan was made; call GetFlightInfo again");
+      }
+    }
+    return contents;
   }();
   if (!ticket.ok()) return new FailedWrite<grpc::ByteBuffer>(ToGrpcStatus(ticket.status()));
-  return new DoGetReactor(state, std::move(ticket->sql), CallTimeout(state, *ctx));
+  return new DoGetReactor(state, *ticket, user, CallTimeout(state, *ctx));
 }
 
 }  // namespace bridge::flight

@@ -345,6 +345,10 @@ FlightStats FlightServer::stats() const {
   out.body_bytes_sent = impl_->state->body_bytes_sent.load();
   out.body_bytes_copied = impl_->state->body_bytes_copied.load();
   out.keepalives_sent = impl_->state->keepalives_sent.load();
+  out.body_bytes_received = impl_->state->body_bytes_received.load();
+  out.body_bytes_received_copied = impl_->state->body_bytes_received_copied.load();
+  out.rows_ingested = impl_->state->rows_ingested.load();
+  out.uploads_running = impl_->state->RunningUploads();
   return out;
 }
 
@@ -356,6 +360,8 @@ void FlightServer::Shutdown(std::chrono::milliseconds grace) {
   // and the pool finishes them.
   impl_->server->Shutdown(Clock::now() + grace);
   impl_->server->Wait();
+  // PollFlightInfo queries run on the pool without a call; interrupt them too.
+  impl_->state->CancelAllQueries();
   impl_->state->ticker.Stop();
   impl_->state->pool.Stop();
 }

@@ -15,8 +15,8 @@
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
-#include "bridge/flight/grpc_flight_data_internal.h"
 #include "bridge/flight/flight_testing.h"
+#include "bridge/flight/grpc_flight_data_internal.h"
 #include "bridge/flight/server.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -242,9 +242,13 @@ TEST(FlightServerTest, ErrorsMapToGrpcCodes) {
   EXPECT_EQ(t->stub->GetSchema(&ctx, Path({"nope"}), &schema).error_code(),
             grpc::StatusCode::NOT_FOUND);
   grpc::ClientContext unimplemented;
-  protocol::PollInfo poll;
-  EXPECT_EQ(t->stub->PollFlightInfo(&unimplemented, Path({"numbers"}), &poll).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  protocol::Action action;
+  action.set_type("no-such-action");
+  auto reader = t->stub->DoAction(&unimplemented, action);
+  protocol::Result result;
+  while (reader->Read(&result)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
 }
 
 TEST(FlightServerTest, ForgedAlteredAndGarbageTicketsAreRefused) {

@@ -102,6 +102,7 @@ struct FlightStats {
   int64_t body_bytes_received = 0;         // data_body bytes received
   int64_t body_bytes_received_copied = 0;  // of which copied because gRPC split the message
   int64_t rows_ingested = 0;               // rows committed by DoPut
+  int64_t uploads_running = 0;             // DoPut / DoExchange calls still working
 };
 
 class FlightServer {

@@ -154,7 +154,9 @@ class KeepAliveTicker {
   std::thread thread_;
 };
 
-inline std::string_view View(const grpc::string_ref& s) { return std::string_view(s.data(), s.size()); }
+inline std::string_view View(const grpc::string_ref& s) {
+  return std::string_view(s.data(), s.size());
+}
 
 inline std::string_view HeaderValue(const grpc::CallbackServerContext& ctx, std::string_view name) {
   const auto& metadata = ctx.client_metadata();
@@ -254,7 +256,82 @@ struct ServerState {
 
   // ---- [plans+actions] state added by plan.cc / actions.cc / do_get.cc goes here ----
 
+  // A call whose query an action may interrupt: a running DoGet (do_get.cc) or a
+  // PollFlightInfo job (plan.cc).
+  class Cancellable {
+   public:
+    virtual ~Cancellable() = default;
+    // Interrupts the call's query; the call then ends with CANCELLED. Must not block and
+    // must not call back into the registry.
+    virtual void CancelQuery() = 0;
+  };
+  // A registered running query (what `stats` lists and `cancel` looks for).
+  struct RunningQuery {
+    uint64_t id = 0;
+    Cancellable* call = nullptr;  // valid until UnregisterQuery(id) returns
+    std::string kind;             // "DoGet" or "PollFlightInfo"
+    std::string user;
+    std::string sql;
+    uint64_t plan_id = 0;
+    uint32_t endpoint = 0;
+    Clock::time_point started;
+  };
+  // The registry (actions.cc). Register returns the id to unregister with; a call must
+  // unregister before it is destroyed. CancelQueries interrupts the registered calls of plan
+  // `plan_id` (only endpoint `endpoint` when given) and returns how many; the calls are
+  // interrupted under the registry lock, so none can be destroyed meanwhile.
+  uint64_t RegisterQuery(RunningQuery query);
+  void UnregisterQuery(uint64_t id);
+  int CancelQueries(uint64_t plan_id, std::optional<uint32_t> endpoint);
+  int CancelAllQueries();
+  std::vector<RunningQuery> RunningQueries() const;
+  // CancelFlightInfo marks the plan cancelled: DoGet and RenewFlightEndpoint then refuse its
+  // tickets with CANCELLED until they expire. At most kMaxCancelledPlans are remembered
+  // (the oldest are forgotten first).
+  static constexpr size_t kMaxCancelledPlans = 10000;
+  void MarkPlanCancelled(uint64_t plan_id, Clock::time_point until);
+  bool PlanCancelled(uint64_t plan_id) const;
+
+  mutable std::mutex queries_mu;
+  std::vector<RunningQuery> running_queries;
+  uint64_t next_query_id = 0;
+  std::deque<std::pair<uint64_t, Clock::time_point>> cancelled_plans;
+
+  // PollFlightInfo jobs (plan.cc), at most kMaxPollJobs at once (running or finished and
+  // not yet expired).
+  struct PollJob;
+  static constexpr size_t kMaxPollJobs = 64;
+  std::mutex poll_mu;
+  std::vector<std::shared_ptr<PollJob>> poll_jobs;
+
+  // Names of DuckDB functions that are scalar and nothing else, loaded once (plan.cc: which
+  // SQL a plan may split).
+  mutable std::mutex functions_mu;
+  mutable std::optional<std::vector<std::string>> scalar_functions;
+
+  // Counters of plans and of the DoGet message cap.
+  mutable std::atomic<int64_t> plans_split{0};  // FlightInfos with several endpoints
+  std::atomic<int64_t> batches_sliced{0};       // batches sent as several messages
+  std::atomic<int64_t> oversize_messages{0};    // messages above the cap (one row)
+
   // ---- [ingest] state added by do_put.cc / do_exchange.cc goes here ----
+
+  // Upload counters (FlightStats): data_body bytes received by DoPut / DoExchange, of which
+  // copied because gRPC split the message, and rows committed by DoPut.
+  std::atomic<int64_t> body_bytes_received{0};
+  std::atomic<int64_t> body_bytes_received_copied{0};
+  std::atomic<int64_t> rows_ingested{0};
+  // Tables being written by a DoPut (case-folded names), so two uploads never race on one.
+  std::mutex ingest_tables_mu;
+  std::vector<std::string> ingest_tables;
+  std::atomic<uint64_t> ingest_part_counter{0};  // names the part files added to folder tables
+  // The threads of running uploads (ingest_internal.h), made by the first upload; declared
+  // last in this section so that its destructor joins them before the counters go.
+  struct IngestThreads;
+  std::mutex ingest_threads_mu;
+  std::shared_ptr<IngestThreads> ingest_threads;
+  // Uploads whose thread has not returned yet (ingest.cc).
+  int RunningUploads();
 
   // ---- [security] state added by middleware / TLS goes here ----
 };
@@ -262,7 +339,7 @@ struct ServerState {
 // The engine timeout of a call: the server's query_timeout, shortened to the client's
 // deadline when it is sooner.
 inline std::chrono::milliseconds CallTimeout(const ServerState& state,
-                                           const grpc::CallbackServerContext& ctx) {
+                                             const grpc::CallbackServerContext& ctx) {
   std::chrono::milliseconds timeout = state.options.query_timeout;
   std::chrono::system_clock::time_point deadline = ctx.deadline();
   auto now = std::chrono::system_clock::now();
@@ -294,6 +371,9 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* NewDoExchange(
 grpc::ServerUnaryReactor* NewPollFlightInfo(ServerState& state, grpc::CallbackServerContext* ctx,
                                             const protocol::FlightDescriptor* descriptor,
                                             protocol::PollInfo* info);
+// plan.cc: interrupts the PollFlightInfo query whose poll descriptor cmd is `cmd`, if `user`
+// started it; returns whether there was one.
+bool CancelPollJob(ServerState& state, std::string_view cmd, const std::string& user);
 
 // actions.cc: DoAction and ListActions.
 grpc::ServerWriteReactor<protocol::Result>* NewDoAction(ServerState& state,

@@ -11,9 +11,10 @@
 namespace bridge::flight {
 namespace {
 
-constexpr std::string_view kMagic = "BT1";
+constexpr std::string_view kMagic = "BT2";
 constexpr size_t kMacSize = 32;
-constexpr size_t kFixedSize = 3 + 8 + 4;  // magic, expiry, length
+// magic, expiry, plan id, endpoint, table version, table length, SQL length
+constexpr size_t kFixedSize = 3 + 8 + 8 + 4 + 8 + 4 + 4;
 
 std::string Mac(std::string_view key, std::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -55,6 +56,11 @@ std::string TicketSigner::Sign(const TicketContents& contents) const {
   int64_t expiry =
       std::chrono::duration_cast<std::chrono::seconds>(contents.expires.time_since_epoch()).count();
   PutLE(out, static_cast<uint64_t>(expiry), 8);
+  PutLE(out, contents.plan_id, 8);
+  PutLE(out, contents.endpoint, 4);
+  PutLE(out, contents.table_version, 8);
+  PutLE(out, contents.table.size(), 4);
+  out.append(contents.table);
   PutLE(out, contents.sql.size(), 4);
   out.append(contents.sql);
   out.append(Mac(key_, out));
@@ -72,13 +78,21 @@ Result<TicketContents> TicketSigner::Verify(std::string_view ticket,
   if (CRYPTO_memcmp(expected.data(), mac.data(), kMacSize) != 0) {
     return InvalidArgument("flight: invalid ticket: bad signature");
   }
-  int64_t expiry = static_cast<int64_t>(GetLE(signed_part.substr(3), 8));
-  uint64_t length = GetLE(signed_part.substr(11), 4);
-  if (length != signed_part.size() - kFixedSize) {
-    return InvalidArgument("flight: invalid ticket: bad length");
-  }
   TicketContents out;
-  out.sql = std::string(signed_part.substr(kFixedSize));
+  std::string_view rest = signed_part.substr(3);
+  int64_t expiry = static_cast<int64_t>(GetLE(rest, 8));
+  out.plan_id = GetLE(rest.substr(8), 8);
+  out.endpoint = static_cast<uint32_t>(GetLE(rest.substr(16), 4));
+  out.table_version = GetLE(rest.substr(20), 8);
+  uint64_t table_length = GetLE(rest.substr(28), 4);
+  rest = rest.substr(32);
+  // kFixedSize counted the SQL length field, still ahead.
+  if (table_length > rest.size() - 4) return InvalidArgument("flight: invalid ticket: bad length");
+  out.table = std::string(rest.substr(0, table_length));
+  rest = rest.substr(table_length);
+  uint64_t sql_length = GetLE(rest, 4);
+  if (sql_length != rest.size() - 4) return InvalidArgument("flight: invalid ticket: bad length");
+  out.sql = std::string(rest.substr(4));
   out.expires = std::chrono::system_clock::time_point(std::chrono::seconds(expiry));
   if (now >= out.expires) return InvalidArgument("flight: ticket expired");
   return out;

@@ -2,15 +2,19 @@
 // or alter one to read other data, and expiring.
 //
 // Layout (all integers little-endian):
-//   "BT1" | int64 expiry (Unix seconds) | uint32 length | query (UTF-8 SQL) | 32-byte HMAC
+//   "BT2" | int64 expiry (Unix seconds) | uint64 plan id | uint32 endpoint index |
+//   uint64 table version | uint32 length | table name | uint32 length | query (UTF-8 SQL) |
+//   32-byte HMAC
 // where the HMAC covers everything before it. Only the server that holds the key can make
-// or check a ticket; servers sharing a key accept each other's tickets.
+// or check a ticket; servers sharing a key accept each other's tickets. Version 1 tickets
+// ("BT1", no plan id and no table) are no longer accepted.
 //
 // Private to src/bridge/flight. Thread safety: a TicketSigner is immutable after Make and may
 // be used from any thread.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +26,15 @@ namespace bridge::flight {
 struct TicketContents {
   std::string sql;  // the query this ticket runs
   std::chrono::system_clock::time_point expires;
+  // Random id shared by every endpoint of one FlightInfo (what CancelFlightInfo cancels and
+  // RenewFlightEndpoint keeps), and this endpoint's index in it.
+  uint64_t plan_id = 0;
+  uint32_t endpoint = 0;
+  // A partitioned plan's table and its catalog version when the plan was made: DoGet refuses
+  // the ticket once the table has changed (its endpoints would no longer add up to the
+  // table). Empty = no such check.
+  std::string table;
+  uint64_t table_version = 0;
 };
 
 class TicketSigner {

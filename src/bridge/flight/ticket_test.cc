@@ -19,9 +19,38 @@ TEST(TicketTest, SignedTicketVerifies) {
   EXPECT_EQ(contents.expires, expires);
 }
 
+TEST(TicketTest, PlanFieldsRoundTrip) {
+  ASSERT_OK_AND_ASSIGN(TicketSigner signer, TicketSigner::Make(std::string(32, 'k')));
+  TicketContents contents = Contents("SELECT * FROM read_parquet('x') WHERE filename = 'y'");
+  contents.plan_id = 0x0123456789abcdefULL;
+  contents.endpoint = 7;
+  contents.table = "trips";
+  contents.table_version = 42;
+  ASSERT_OK_AND_ASSIGN(TicketContents back, signer.Verify(signer.Sign(contents)));
+  EXPECT_EQ(back.sql, contents.sql);
+  EXPECT_EQ(back.plan_id, contents.plan_id);
+  EXPECT_EQ(back.endpoint, 7u);
+  EXPECT_EQ(back.table, "trips");
+  EXPECT_EQ(back.table_version, 42u);
+  // An empty table and query are fine too.
+  ASSERT_OK_AND_ASSIGN(TicketContents empty, signer.Verify(signer.Sign(Contents(""))));
+  EXPECT_EQ(empty.sql, "");
+  EXPECT_EQ(empty.table, "");
+}
+
+TEST(TicketTest, VersionOneTicketsAreRefused) {
+  ASSERT_OK_AND_ASSIGN(TicketSigner signer, TicketSigner::Make(std::string(32, 'k')));
+  std::string ticket = signer.Sign(Contents("SELECT 1"));
+  ticket[2] = '1';  // "BT1": the old layout
+  EXPECT_STATUS(signer.Verify(ticket), StatusCode::kInvalidArgument, "invalid ticket");
+}
+
 TEST(TicketTest, EveryAlteredByteIsRefused) {
   ASSERT_OK_AND_ASSIGN(TicketSigner signer, TicketSigner::Make(""));
-  std::string ticket = signer.Sign(Contents("SELECT 1"));
+  TicketContents contents = Contents("SELECT 1");
+  contents.table = "t";
+  contents.plan_id = 9;
+  std::string ticket = signer.Sign(contents);
   for (size_t i = 0; i < ticket.size(); ++i) {
     std::string altered = ticket;
     altered[i] = static_cast<char>(altered[i] ^ 0x01);
