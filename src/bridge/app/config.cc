@@ -88,6 +88,7 @@ std::map<std::string, Setter> Setters(Config& c) {
       {"http.io_threads", Int(c.io_threads, 1, 256)},
       {"tls.cert", Text(c.tls_cert)},
       {"tls.key", Text(c.tls_key)},
+      {"tls.client_ca", Text(c.tls_client_ca)},
       {"cors.origins", TextList(c.cors_origins)},
       {"auth.users_file", Text(c.users_file)},
       {"auth.token_secret", Text(c.token_secret)},
@@ -145,8 +146,8 @@ Status LoadConfigFile(const std::filesystem::path& path, Config& config) {
   if (!updated.data_dir.empty() && updated.data_dir.is_relative()) {
     updated.data_dir = base / updated.data_dir;
   }
-  for (std::filesystem::path* p :
-       {&updated.cache_dir, &updated.tls_cert, &updated.tls_key, &updated.users_file}) {
+  for (std::filesystem::path* p : {&updated.cache_dir, &updated.tls_cert, &updated.tls_key,
+                                   &updated.tls_client_ca, &updated.users_file}) {
     if (!p->empty() && p->is_relative()) *p = base / *p;
   }
   config = std::move(updated);
@@ -190,6 +191,9 @@ Status ValidateConfig(const Config& c) {
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return InvalidArgument("config: tls.cert and tls.key must be set together");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return InvalidArgument("config: tls.client_ca needs tls.cert and tls.key");
   }
   if (c.log_format != "text" && c.log_format != "json") {
     return InvalidArgument("config: log.format must be 'text' or 'json', got '", c.log_format, "'");

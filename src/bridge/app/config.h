@@ -31,9 +31,12 @@ struct Config {
   int64_t shutdown_grace_ms = 10000;             // SIGTERM: time for running responses
   int io_threads = 2;                            // socket threads
 
-  // [tls] both set = HTTPS
+  // [tls] both set = HTTPS and Flight over TLS
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;
+  // PEM CA certificates: Flight then requires client certificates signed by them (mutual
+  // TLS). Needs tls_cert and tls_key. HTTPS does not ask for client certificates.
+  std::filesystem::path tls_client_ca;
 
   // [cors]
   std::vector<std::string> cors_origins;  // exact origins; empty = CORS off

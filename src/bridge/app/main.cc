@@ -1,7 +1,8 @@
-// The `bridge` command: serve, query, gen-demo, ipc, hash-password, version.
+// The `bridge` command: serve, query, gen-demo, ipc, hash-password, flight, version.
 //
 // Exit codes: 0 success, 1 a query or runtime failure, 2 bad usage or configuration
-// (missing data folder, bad port, unreadable config). Errors are one line on stderr.
+// (missing data folder, bad port, unreadable config). Usage errors are one line on stderr;
+// a failed query prints DuckDB's message as is (it may point at the error on more lines).
 #include <signal.h>
 
 #include <cctype>
@@ -15,6 +16,7 @@
 #include "CLI/CLI.hpp"
 #include "bridge/app/config.h"
 #include "bridge/app/demo_data.h"
+#include "bridge/app/flight_command.h"
 #include "bridge/app/hash_password.h"
 #include "bridge/app/ipc_commands.h"
 #include "bridge/auth/auth.h"
@@ -69,6 +71,7 @@ struct Overrides {
   std::optional<int> io_threads;
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
+  std::optional<std::string> tls_client_ca;
   std::vector<std::string> cors_origins;
   std::optional<std::string> users_file;
   std::optional<std::string> token_secret;
@@ -119,6 +122,9 @@ struct Overrides {
     cmd.add_option("--io-threads", io_threads, "HTTP socket threads (http.io_threads)");
     cmd.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (tls.cert)");
     cmd.add_option("--tls-key", tls_key, "PEM private key (tls.key)");
+    cmd.add_option("--tls-client-ca", tls_client_ca,
+                   "PEM CA certificates: Flight requires client certificates signed by them "
+                   "(mutual TLS; tls.client_ca)");
     cmd.add_option("--cors-origin", cors_origins, "allowed CORS origin, repeatable (cors.origins)");
     cmd.add_option("--users-file", users_file,
                    "TOML users file: turns authentication on (auth.users_file)");
@@ -159,6 +165,7 @@ struct Overrides {
     if (io_threads) c.io_threads = *io_threads;
     if (tls_cert) c.tls_cert = *tls_cert;
     if (tls_key) c.tls_key = *tls_key;
+    if (tls_client_ca) c.tls_client_ca = *tls_client_ca;
     if (!cors_origins.empty()) c.cors_origins = cors_origins;
     if (users_file) c.users_file = *users_file;
     if (token_secret) c.token_secret = *token_secret;
@@ -303,19 +310,23 @@ int RunServe(const Overrides& flags) {
   flight_services.catalog = opened->catalog.get();
   flight_services.auth = (*authenticator)->enabled() ? authenticator->get() : nullptr;
   flight_services.registry = &registry;
-  // Flight has no TLS yet: with TLS configured it stays off rather than taking credentials
-  // and data in the clear.
-  std::unique_ptr<flight::FlightServer> flight_server;
-  if (config->tls_cert.empty()) {
-    auto started = flight::FlightServer::Start(flight_options, flight_services);
-    if (!started.ok()) return Fail(kExitUsage, started.status());
-    flight_server = std::move(started).value();
-    spdlog::info("Flight listening on grpc://{}:{} (authentication {}). Ctrl-C stops.",
-                 config->http_host, flight_server->port(),
-                 (*authenticator)->enabled() ? "on" : "off");
-  } else {
-    spdlog::warn("Flight is off: TLS is configured and Flight over TLS is not built yet");
+  // Flight uses the same certificate and key as HTTPS; with tls.client_ca it also requires
+  // client certificates (mutual TLS).
+  flight_options.tls_cert_file = config->tls_cert.string();
+  flight_options.tls_key_file = config->tls_key.string();
+  flight_options.tls_client_ca_file = config->tls_client_ca.string();
+  if (!config->tls_client_ca.empty()) {
+    spdlog::warn(
+        "tls.client_ca: only Flight requires client certificates; HTTPS does not ask "
+        "for them");
   }
+  auto started = flight::FlightServer::Start(flight_options, flight_services);
+  if (!started.ok()) return Fail(kExitUsage, started.status());
+  std::unique_ptr<flight::FlightServer> flight_server = std::move(started).value();
+  spdlog::info("Flight listening on {}://{}:{} (authentication {}{}). Ctrl-C stops.",
+               config->tls_cert.empty() ? "grpc" : "grpc+tls", config->http_host,
+               flight_server->port(), (*authenticator)->enabled() ? "on" : "off",
+               config->tls_client_ca.empty() ? "" : ", client certificates required");
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("stopping on signal {}: finishing running responses (up to {} ms)", sig,
@@ -466,6 +477,8 @@ int Main(int argc, char** argv) {
   auto* hash_password = app.add_subcommand(
       "hash-password", "read a password on stdin, print its argon2id hash for a users file");
 
+  std::unique_ptr<FlightCommand> flight_cmd = FlightCommand::Register(app);
+
   auto* version = app.add_subcommand("version", "print Bridge's and DuckDB's versions");
 
   try {
@@ -483,6 +496,7 @@ int Main(int argc, char** argv) {
     if (cmd->parsed()) return RunIpcCommand(command, ipc_path);
   }
   if (hash_password->parsed()) return RunHashPassword(std::cin, std::cout, std::cerr);
+  if (flight_cmd->parsed()) return flight_cmd->Run();
   if (version->parsed()) {
     std::printf("bridge %s\nduckdb %s\n", kBridgeVersion, engine::DuckDBVersion().c_str());
     return 0;
