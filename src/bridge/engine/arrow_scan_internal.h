@@ -3,6 +3,7 @@
 // (`__bridge_input`).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,10 +13,15 @@
 
 namespace bridge::engine::internal {
 
-// Turns the batches of one BatchStream into DuckDB chunks for a table function. Batches of
-// up to one DuckDB vector (2048 rows) are converted with duckdb_data_chunk_from_arrow and
-// handed over by reference (no copy of fixed-width data); longer (coalesced) batches are
-// copied out in vector-sized slices. Used by one scan at a time (not thread-safe).
+// How a column's nulls are known: from its validity bitmap, or by its type.
+enum class ColumnNulls { kBitmap, kAll, kNone };
+
+// Turns the batches of one BatchStream into DuckDB chunks for a table function. Batches are
+// converted with duckdb_data_chunk_from_arrow and handed over by reference (no copy of
+// fixed-width data); batches longer than one DuckDB vector (2048 rows) go in vector-sized
+// slices that are views of the batch (DuckDB 1.4.4 writes past a vector-sized validity mask
+// when it converts a longer dictionary column with nulls). Used by one scan at a time (not
+// thread-safe).
 class ArrowChunkFeeder {
  public:
   ArrowChunkFeeder() = default;
@@ -39,15 +45,17 @@ class ArrowChunkFeeder {
   void Reset();
 
  private:
-  void EmitSlice(duckdb_data_chunk output);
+  // Converts `array` (taken over) into `output`.
+  Status Convert(duckdb_connection conn, ArrowArray* array, duckdb_data_chunk output);
+  // Converts the next vector-sized slice of pending_ into `output`.
+  Status EmitSlice(duckdb_connection conn, duckdb_data_chunk output);
 
   std::vector<std::string> names_;
   std::vector<duckdb_logical_type> types_;
+  std::vector<ColumnNulls> nulls_;  // per column
   duckdb_arrow_converted_schema converted_ = nullptr;
-  duckdb_data_chunk pending_ = nullptr;  // a long batch being copied out in slices
-  idx_t pending_offset_ = 0;
-  duckdb_selection_vector identity_ = nullptr;
-  idx_t identity_size_ = 0;
+  std::shared_ptr<ipc::OwnedArray> pending_;  // a long batch handed out in slices
+  int64_t pending_offset_ = 0;
 };
 
 // Returns the id of `conn`'s client context (what a table function's bind can check).

@@ -2,12 +2,14 @@
 // prefix_files (append).
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bridge/arrow/test_arrays.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
 
@@ -335,6 +337,66 @@ TEST(WriteParquetPrefix, ADifferentSchemaWritesNothing) {
   int entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(f->data.path())) ++entries;
   EXPECT_EQ(entries, 1);  // no temporary file left
+}
+
+// Hands out the batches it was given, once.
+class BatchesInput final : public InputStream {
+ public:
+  BatchesInput(ipc::OwnedSchema schema, std::vector<ipc::OwnedArray> batches)
+      : schema_(std::move(schema)), batches_(std::move(batches)) {}
+  const ArrowSchema& schema() const override { return *schema_; }
+  Result<ipc::OwnedArray> Next() override {
+    if (next_ >= batches_.size()) return ipc::OwnedArray();
+    return std::move(batches_[next_++]);
+  }
+  void Abort() override {}
+
+ private:
+  ipc::OwnedSchema schema_;
+  std::vector<ipc::OwnedArray> batches_;
+  size_t next_ = 0;
+};
+
+// Regression: a client's 5000-row batch with a dictionary column with nulls (apache-arrow
+// writes strings so) made DuckDB write past a 2048-row validity mask, corrupting the heap.
+TEST(WriteParquetLongBatches, DictionaryColumnWithNullsLongerThanAVector) {
+  namespace ta = ::bridge::ipc::test_arrays;
+  auto f = Open();
+  constexpr int kRows = 5000;
+  std::vector<int32_t> k(kRows), indices(kRows);
+  std::vector<uint8_t> validity((kRows + 7) / 8, 0);
+  for (int i = 0; i < kRows; ++i) {
+    k[i] = i * 3;
+    indices[i] = i % 100;
+    if (i % 10 != 0) validity[i / 8] |= static_cast<uint8_t>(1 << (i % 8));
+  }
+  auto bytes = [](const std::vector<int32_t>& v) {
+    std::vector<uint8_t> out(v.size() * sizeof(int32_t));
+    std::memcpy(out.data(), v.data(), out.size());
+    return out;
+  };
+  std::vector<std::optional<std::string>> words;
+  for (int i = 0; i < 100; ++i) words.push_back(StrCat("s", i));
+  std::vector<ipc::OwnedArray> columns;
+  columns.push_back(ta::MakeArray(kRows, {std::nullopt, bytes(k)}));
+  columns.push_back(ta::MakeArray(kRows, {validity, bytes(indices)}, {}, ta::Utf8(words)));
+  std::vector<ipc::OwnedArray> batches;
+  batches.push_back(ta::Batch(kRows, std::move(columns)));
+  std::vector<ipc::OwnedSchema> fields;
+  fields.push_back(ta::MakeSchema("i", "k"));
+  fields.push_back(ta::MakeSchema("i", "s", {}, ta::MakeSchema("u", "")));
+  BatchesInput input(ta::Columns(std::move(fields)), std::move(batches));
+  fs::path file = f->data.path() / "long.parquet";
+  ASSERT_OK(f->db->WriteParquet(input, file));
+  ASSERT_OK_AND_ASSIGN(
+      TextTable table,
+      f->db->QueryTrusted(StrCat("SELECT count(*), count(s), sum(k), min(s), max(s) FROM "
+                                 "read_parquet(",
+                                 QuoteString(file.string()), ")")));
+  ASSERT_EQ(table.rows.size(), 1u);
+  EXPECT_EQ(table.rows[0],
+            (std::vector<std::optional<std::string>>{
+                "5000", "4500", std::to_string(3 * (kRows - 1) * kRows / 2), "s1", "s99"}));
 }
 
 }  // namespace
