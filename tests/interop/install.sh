@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 stamp=node_modules/.bridge-lock-sha
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f node_modules/apache-arrow/package.json ]]; then
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -f node_modules/apache-arrow/package.json && -f node_modules/@grpc/grpc-js/package.json ]]; then
   exit 0
 fi
 echo "interop: installing apache-arrow from npm (lockfile)"

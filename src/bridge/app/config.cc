@@ -86,6 +86,11 @@ std::map<std::string, Setter> Setters(Config& c) {
       {"http.idle_timeout_ms", Int64(c.idle_timeout_ms, 1, int64_t{1} << 40)},
       {"http.shutdown_grace_ms", Int64(c.shutdown_grace_ms, 0, int64_t{1} << 40)},
       {"http.io_threads", Int(c.io_threads, 1, 256)},
+      {"flight.endpoints", Int(c.flight_endpoints, 0, 4096)},
+      {"flight.max_message_bytes", Int64(c.flight_max_message_bytes, 64 << 10, int64_t{2} << 30)},
+      {"flight.keepalive_ms", Int64(c.flight_keepalive_ms, 0, int64_t{1} << 40)},
+      {"flight.ticket_ttl_s", Int64(c.flight_ticket_ttl_s, 1, int64_t{1} << 31)},
+      {"flight.query_threads", Int(c.flight_query_threads, 1, 1024)},
       {"tls.cert", Text(c.tls_cert)},
       {"tls.key", Text(c.tls_key)},
       {"tls.client_ca", Text(c.tls_client_ca)},
@@ -185,6 +190,11 @@ Status ValidateConfig(const Config& c) {
   BRIDGE_RETURN_NOT_OK(positive("http.shutdown_grace_ms", c.shutdown_grace_ms, 0));
   BRIDGE_RETURN_NOT_OK(positive("http.io_threads", c.io_threads, 1));
   BRIDGE_RETURN_NOT_OK(positive("auth.token_ttl_s", c.token_ttl_s, 1));
+  BRIDGE_RETURN_NOT_OK(positive("flight.endpoints", c.flight_endpoints, 0));
+  BRIDGE_RETURN_NOT_OK(positive("flight.max_message_bytes", c.flight_max_message_bytes, 64 << 10));
+  BRIDGE_RETURN_NOT_OK(positive("flight.keepalive_ms", c.flight_keepalive_ms, 0));
+  BRIDGE_RETURN_NOT_OK(positive("flight.ticket_ttl_s", c.flight_ticket_ttl_s, 1));
+  BRIDGE_RETURN_NOT_OK(positive("flight.query_threads", c.flight_query_threads, 1));
   if (c.max_concurrent_queries > c.max_sessions) {
     return InvalidArgument("config: http.max_concurrent_queries = ", c.max_concurrent_queries,
                            " must be <= engine.max_sessions = ", c.max_sessions);

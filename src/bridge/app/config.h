@@ -31,6 +31,13 @@ struct Config {
   int64_t shutdown_grace_ms = 10000;             // SIGTERM: time for running responses
   int io_threads = 2;                            // socket threads
 
+  // [flight] the Flight front door
+  int flight_endpoints = 0;                             // split plans; 0 = one per core
+  int64_t flight_max_message_bytes = int64_t{4} << 20;  // largest FlightData written
+  int64_t flight_keepalive_ms = 5000;                   // idle DoGet keep-alive; 0 = off
+  int64_t flight_ticket_ttl_s = 3600;                   // tickets expire after this
+  int flight_query_threads = 4;                         // threads fetching DoGet batches
+
   // [tls] both set = HTTPS and Flight over TLS
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;

@@ -21,6 +21,12 @@ memory_limit = "2GB"
 query_timeout_ms = 1500
 [catalog]
 watch = false
+[flight]
+endpoints = 3
+max_message_bytes = 1048576
+keepalive_ms = 0
+ticket_ttl_s = 60
+query_threads = 2
 [log]
 format = "json"
 )");
@@ -33,6 +39,11 @@ format = "json"
   EXPECT_EQ(c.memory_limit, "2GB");
   EXPECT_EQ(c.query_timeout_ms, 1500);
   EXPECT_FALSE(c.watch);
+  EXPECT_EQ(c.flight_endpoints, 3);
+  EXPECT_EQ(c.flight_max_message_bytes, 1048576);
+  EXPECT_EQ(c.flight_keepalive_ms, 0);
+  EXPECT_EQ(c.flight_ticket_ttl_s, 60);
+  EXPECT_EQ(c.flight_query_threads, 2);
   EXPECT_EQ(c.log_format, "json");
   EXPECT_EQ(c.http_host, "127.0.0.1");  // untouched default
   EXPECT_OK(ValidateConfig(c));
@@ -51,6 +62,8 @@ TEST(ConfigTest, ErrorsNameTheKey) {
            Case{"[server]\nhttp_port = \"80\"\n", "'server.http_port' must be an integer"},
            Case{"[catalog]\nwatch = 1\n", "'catalog.watch' must be true or false"},
            Case{"[engine]\nthreads = -1\n", "'engine.threads' = -1 is out of range"},
+           Case{"[flight]\nmax_message_bytes = 100\n",
+                "'flight.max_message_bytes' = 100 is out of range"},
            Case{"[server\n", "bridge.toml:1"},
        }) {
     WriteFile(dir.path() / "bridge.toml", c.text);

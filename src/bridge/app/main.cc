@@ -72,6 +72,11 @@ struct Overrides {
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
   std::optional<std::string> tls_client_ca;
+  std::optional<int> flight_endpoints;
+  std::optional<int64_t> flight_max_message_bytes;
+  std::optional<int64_t> flight_keepalive_ms;
+  std::optional<int64_t> flight_ticket_ttl_s;
+  std::optional<int> flight_query_threads;
   std::vector<std::string> cors_origins;
   std::optional<std::string> users_file;
   std::optional<std::string> token_secret;
@@ -120,6 +125,17 @@ struct Overrides {
     cmd.add_option("--shutdown-grace-ms", shutdown_grace_ms,
                    "time running responses get on SIGTERM (http.shutdown_grace_ms)");
     cmd.add_option("--io-threads", io_threads, "HTTP socket threads (http.io_threads)");
+    cmd.add_option("--flight-endpoints", flight_endpoints,
+                   "endpoints a large Flight plan is split into; 0 = one per core "
+                   "(flight.endpoints)");
+    cmd.add_option("--flight-max-message-bytes", flight_max_message_bytes,
+                   "largest FlightData message DoGet writes (flight.max_message_bytes)");
+    cmd.add_option("--flight-keepalive-ms", flight_keepalive_ms,
+                   "keep-alive interval of a quiet DoGet; 0 = off (flight.keepalive_ms)");
+    cmd.add_option("--flight-ticket-ttl-s", flight_ticket_ttl_s,
+                   "lifetime of Flight tickets (flight.ticket_ttl_s)");
+    cmd.add_option("--flight-query-threads", flight_query_threads,
+                   "threads that fetch and encode DoGet batches (flight.query_threads)");
     cmd.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve HTTPS (tls.cert)");
     cmd.add_option("--tls-key", tls_key, "PEM private key (tls.key)");
     cmd.add_option("--tls-client-ca", tls_client_ca,
@@ -166,6 +182,11 @@ struct Overrides {
     if (tls_cert) c.tls_cert = *tls_cert;
     if (tls_key) c.tls_key = *tls_key;
     if (tls_client_ca) c.tls_client_ca = *tls_client_ca;
+    if (flight_endpoints) c.flight_endpoints = *flight_endpoints;
+    if (flight_max_message_bytes) c.flight_max_message_bytes = *flight_max_message_bytes;
+    if (flight_keepalive_ms) c.flight_keepalive_ms = *flight_keepalive_ms;
+    if (flight_ticket_ttl_s) c.flight_ticket_ttl_s = *flight_ticket_ttl_s;
+    if (flight_query_threads) c.flight_query_threads = *flight_query_threads;
     if (!cors_origins.empty()) c.cors_origins = cors_origins;
     if (users_file) c.users_file = *users_file;
     if (token_secret) c.token_secret = *token_secret;
@@ -305,6 +326,11 @@ int RunServe(const Overrides& flags) {
   flight_options.query_timeout = std::chrono::milliseconds(config->query_timeout_ms);
   flight_options.batch_rows = config->batch_rows;
   flight_options.batch_bytes = config->batch_bytes;
+  flight_options.endpoints = config->flight_endpoints;
+  flight_options.max_message_bytes = config->flight_max_message_bytes;
+  flight_options.keepalive_interval = std::chrono::milliseconds(config->flight_keepalive_ms);
+  flight_options.ticket_ttl = std::chrono::seconds(config->flight_ticket_ttl_s);
+  flight_options.query_threads = config->flight_query_threads;
   flight::Services flight_services;
   flight_services.db = opened->db.get();
   flight_services.catalog = opened->catalog.get();
