@@ -1,8 +1,9 @@
 // The Arrow Flight front door: a gRPC server speaking arrow.flight.protocol.FlightService
 // over the engine and the catalog, usable by any standard Flight client.
 //
-// RPCs served (see README.md for the wire contract): Handshake, ListFlights, GetFlightInfo,
-// GetSchema, DoGet. The others answer UNIMPLEMENTED for now. DoGet writes each IPC message
+// RPCs served (see README.md for the wire contract): Handshake, ListFlights, GetFlightInfo
+// (plans of several endpoints), PollFlightInfo, GetSchema, DoGet, DoPut (atomic ingest),
+// DoExchange, DoAction, ListActions; over TLS or mutual TLS when configured. DoGet writes each IPC message
 // as one hand-encoded FlightData whose data_body references the batch's own buffers (no
 // body byte is copied); the next batch is fetched only when the previous message has been
 // written, so a slow client holds back the query.
