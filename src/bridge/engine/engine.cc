@@ -59,8 +59,10 @@ class DeadlineWatch {
         continue;
       }
       auto first = entries_.begin();
-      if (Clock::now() < first->first.first) {
-        cv_.wait_until(lock, first->first.first);
+      // A copy: Cancel may erase the entry while this thread waits without the lock.
+      const Clock::time_point when = first->first.first;
+      if (Clock::now() < when) {
+        cv_.wait_until(lock, when);
         continue;
       }
       auto node = entries_.extract(first);
