@@ -45,22 +45,9 @@ using ::bridge::testing::TempDir;
 // ---------------------------------------------------------------------------------------
 // Running node
 
-// Returns the absolute path of `node` on PATH, or "" when there is none.
-std::string FindNode() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (dir.empty()) continue;
-    const fs::path candidate = fs::path(dir) / "node";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
-
 // Checks that node and the pinned apache-arrow are installed; returns the node binary.
 ::testing::AssertionResult NodeIsReady(std::string* node) {
-  *node = FindNode();
+  *node = ::bridge::testing::FindOnPath("node");
   if (node->empty()) {
     return ::testing::AssertionFailure()
            << "node is not on PATH; the interop tests need it: run scripts/bootstrap";

@@ -37,18 +37,6 @@ using ::bridge::testing::TempDir;
 constexpr std::string_view kListening = "HTTP listening on ";
 constexpr std::string_view kFlightListening = "Flight listening on grpc://";
 
-std::string FindNode() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path != nullptr ? path : "");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    if (dir.empty()) continue;
-    const fs::path candidate = fs::path(dir) / "node";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
-
 // Returns what the server logged after `prefix` up to the next space (the base URL
 // "http://127.0.0.1:PORT" after kListening, "127.0.0.1:PORT" after kFlightListening), or "".
 std::string ListeningUrl(const std::string& output, std::string_view prefix = kListening) {
@@ -60,7 +48,7 @@ std::string ListeningUrl(const std::string& output, std::string_view prefix = kL
 }
 
 TEST(HttpInteropTest, ArrowDecodedByApacheArrowEqualsJsonForEveryType) {
-  const std::string node = FindNode();
+  const std::string node = ::bridge::testing::FindOnPath("node");
   ASSERT_FALSE(node.empty()) << "node is not on PATH; run scripts/bootstrap";
   ASSERT_TRUE(fs::exists(fs::path(BRIDGE_INTEROP_DIR) / "node_modules/apache-arrow/package.json"))
       << "apache-arrow is not installed in tests/interop: run scripts/bootstrap";
@@ -92,7 +80,7 @@ TEST(HttpInteropTest, ArrowDecodedByApacheArrowEqualsJsonForEveryType) {
 }
 
 TEST(FlightInteropTest, GrpcJsAndApacheArrowSpeakFlightWithBridge) {
-  const std::string node = FindNode();
+  const std::string node = ::bridge::testing::FindOnPath("node");
   ASSERT_FALSE(node.empty()) << "node is not on PATH; run scripts/bootstrap";
   ASSERT_TRUE(fs::exists(fs::path(BRIDGE_INTEROP_DIR) / "node_modules/@grpc/grpc-js/package.json"))
       << "@grpc/grpc-js is not installed in tests/interop: run scripts/bootstrap";

@@ -12,8 +12,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 extern char** environ;
 
@@ -196,6 +198,18 @@ int ChildProcess::Wait(int timeout_seconds) {
 std::string BridgeBinary() {
   const char* path = std::getenv("BRIDGE_BINARY");
   return path != nullptr ? path : "bridge";
+}
+
+std::string FindOnPath(std::string_view name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    if (dir.empty()) continue;
+    const std::filesystem::path candidate = std::filesystem::path(dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  }
+  return "";
 }
 
 int ConnectLoopback(int port, int receive_buffer) {

@@ -99,6 +99,9 @@ class ChildProcess {
 // Returns the path of the `bridge` binary under test (from $BRIDGE_BINARY).
 std::string BridgeBinary();
 
+// Returns the absolute path of the executable `name` on $PATH, or "" when there is none.
+std::string FindOnPath(std::string_view name);
+
 // Opens a TCP connection to 127.0.0.1:`port` (with SO_RCVBUF = `receive_buffer` when > 0,
 // set before connecting); returns the socket, or -1 if the connection is refused.
 int ConnectLoopback(int port, int receive_buffer = 0);

@@ -59,6 +59,34 @@ struct ParquetSource {
 
 void ParquetSourceDeleter::operator()(ParquetSource* source) const { delete source; }
 
+// Binds `stream` to the source function under a new token for one statement, with the
+// stream's schema prepared; the source is reset on the way in and out.
+class SourceBinding {
+ public:
+  SourceBinding(ParquetSource& source, BatchStream& stream) : source_(source), token_(RandomHex()) {
+    source_.ResetWrite();
+    std::lock_guard lock(source_.mu);
+    source_.token = token_;
+    source_.stream = &stream;
+  }
+  ~SourceBinding() { source_.ResetWrite(); }
+  SourceBinding(const SourceBinding&) = delete;
+  SourceBinding& operator=(const SourceBinding&) = delete;
+
+  // Prepares the feeder for `schema` (the stream's).
+  Status Prepare(const ArrowSchema& schema) {
+    return source_.feeder.Prepare(source_.internal, schema);
+  }
+  // `SELECT * FROM` the source function reading the bound stream.
+  std::string Select() const {
+    return StrCat("SELECT * FROM ", kFunctionName, "(", QuoteString(token_), ")");
+  }
+
+ private:
+  ParquetSource& source_;
+  const std::string token_;
+};
+
 namespace {
 
 void SourceBind(duckdb_bind_info info) {
@@ -213,21 +241,9 @@ Result<std::vector<ColumnType>> DescribeSchemaLocked(duckdb_connection internal,
     const ArrowSchema& schema_;
   } stream(schema);
   BRIDGE_RETURN_NOT_OK(EnsureSourceFunction(internal, source_state));
-  ParquetSource& source = *source_state;
-  source.ResetWrite();
-  struct ResetGuard {
-    ParquetSource& s;
-    ~ResetGuard() { s.ResetWrite(); }
-  } reset_guard{source};
-  std::string token = RandomHex();
-  {
-    std::lock_guard lock(source.mu);
-    source.token = token;
-    source.stream = &stream;
-  }
-  BRIDGE_RETURN_NOT_OK(source.feeder.Prepare(internal, schema));
-  return DescribeLocked(internal,
-                        StrCat("SELECT * FROM ", kFunctionName, "(", QuoteString(token), ")"));
+  SourceBinding binding(*source_state, stream);
+  BRIDGE_RETURN_NOT_OK(binding.Prepare(schema));
+  return DescribeLocked(internal, binding.Select());
 }
 
 Status EnsureSourceFunction(duckdb_connection internal, ParquetSourceHandle& source_state) {
@@ -247,19 +263,9 @@ Status WriteParquetLocked(duckdb_connection internal, const EngineOptions& optio
   BRIDGE_ASSIGN_OR_RETURN(fs::path target, CheckTarget(options, path));
   BRIDGE_RETURN_NOT_OK(EnsureSourceFunction(internal, source_state));
   ParquetSource& source = *source_state;
-  source.ResetWrite();
-  struct ResetGuard {
-    ParquetSource& s;
-    ~ResetGuard() { s.ResetWrite(); }
-  } reset_guard{source};
-  std::string token = RandomHex();
-  {
-    std::lock_guard lock(source.mu);
-    source.token = token;
-    source.stream = &stream;
-  }
-  BRIDGE_RETURN_NOT_OK(source.feeder.Prepare(internal, stream.schema()));
-  std::string select = StrCat("SELECT * FROM ", kFunctionName, "(", QuoteString(token), ")");
+  SourceBinding binding(source, stream);
+  BRIDGE_RETURN_NOT_OK(binding.Prepare(stream.schema()));
+  std::string select = binding.Select();
   if (!parquet.prefix_files.empty()) {
     std::string files;
     for (const fs::path& file : parquet.prefix_files) {
