@@ -60,12 +60,15 @@ EncodeResult EncodeThroughProtobuf(const ipc::EncodedMessage& m) {
 
 // DoGet: runs the ticket's query on the pool and writes one FlightData per IPC message.
 //
-// At most one fetch (a pool task that fetches and encodes until one message is ready) and at
-// most one write are in flight. Normally they alternate: a fetch ends by starting the write
-// of its message, the write's completion starts the next fetch. While a fetch takes longer
-// than the keep-alive interval, the ticker writes a metadata-only FlightData; a message the
-// fetch finishes meanwhile waits in ready_ until that write completes. Whoever ends the call
-// unregisters from the ticker and calls Finish without holding mu_ and touches nothing after.
+// At most one fetch (a pool task that fetches and encodes messages), one write and one
+// message waiting in ready_ exist at a time. The fetch starts the write of its message and
+// goes on to fetch the next while that write is in flight; a message fetched before the
+// write completes waits in ready_, and the write's completion writes it and starts the next
+// fetch. So DuckDB, the encoder and the socket work at once, and a slow client holds the
+// query back by one message. While a fetch takes longer than the keep-alive interval, the
+// ticker writes a metadata-only FlightData (a message fetched meanwhile waits in ready_). Whoever
+// ends the call unregisters from the ticker and calls Finish without holding mu_ and touches
+// nothing after.
 //
 // The call is registered with the server (ServerState::RegisterQuery) from construction
 // until just before Finish, so that the `cancel` and CancelFlightInfo actions can interrupt
@@ -95,27 +98,39 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     writing_ = false;
     last_write_ = std::chrono::steady_clock::now();
     if (!ok) client_gone_ = true;
-    if (fetching_) return;  // a keep-alive completed; the fetch carries on
-    if (finish_status_) {
-      Status status = *finish_status_;
-      finishing_ = true;
-      lock.unlock();
-      return FinishNow(status);
-    }
     if (client_gone_) {
+      ready_.reset();
+      if (fetching_) return;  // the fetch sees client_gone_ and concludes
+      if (finish_status_) {
+        Status status = *finish_status_;
+        finishing_ = true;
+        lock.unlock();
+        return FinishNow(status);
+      }
       fetching_ = true;
       lock.unlock();
       state_.pool.Post([this] { Conclude(Cancelled("flight: the client went away")); });
       return;
     }
     if (ready_) {
+      // Write the message fetched meanwhile, and fetch the next one while it is written.
       out_ = std::move(*ready_);
       ready_.reset();
       writing_ = true;
+      const bool fetch = !fetching_ && !finish_status_;
+      if (fetch) fetching_ = true;
       lock.unlock();
       StartWrite(&out_);
+      if (fetch) state_.pool.Post([this] { Fetch(); });
       return;
     }
+    if (finish_status_) {
+      Status status = *finish_status_;
+      finishing_ = true;
+      lock.unlock();
+      return FinishNow(status);
+    }
+    if (fetching_) return;  // a keep-alive completed, or the fetch is ahead; it carries on
     fetching_ = true;
     lock.unlock();
     state_.pool.Post([this] { Fetch(); });
@@ -178,47 +193,51 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     return OkStatus();
   }
 
-  // On the pool: fetches until a message is ready, then writes it (or leaves it in ready_
-  // while a keep-alive is being written); concludes at the end of the result or on an error.
+  // On the pool: fetches until a message is ready and writes it; while that write is in
+  // flight it fetches the next message (so DuckDB and the socket work at the same time),
+  // which then waits in ready_ for the write to complete (at most one message ahead).
+  // Concludes at the end of the result or on an error.
   void Fetch() {
-    while (pending_.empty()) {
-      if (cancelled_.load()) return Conclude(Cancelled("flight: DoGet cancelled"));
-      if (stream_ == nullptr) {
-        Status executed = Execute();
-        if (!executed.ok()) return Conclude(executed);
-        continue;
+    for (;;) {
+      while (pending_.empty()) {
+        if (cancelled_.load()) return Conclude(Cancelled("flight: DoGet cancelled"));
+        if (stream_ == nullptr) {
+          Status executed = Execute();
+          if (!executed.ok()) return Conclude(executed);
+          continue;
+        }
+        Result<ipc::OwnedArray> batch = stream_->Next();
+        if (!batch.ok()) return Conclude(batch.status());
+        if (!batch->valid()) return Conclude(OkStatus());
+        Status encoded = EncodeBatch(std::move(*batch));
+        if (!encoded.ok()) return Conclude(encoded);
       }
-      Result<ipc::OwnedArray> batch = stream_->Next();
-      if (!batch.ok()) return Conclude(batch.status());
-      if (!batch->valid()) return Conclude(OkStatus());
-      Status encoded = EncodeBatch(std::move(*batch));
-      if (!encoded.ok()) return Conclude(encoded);
-    }
-    EncodeResult encoded;
-    if (state_.options.copy_body) {
-      encoded = EncodeThroughProtobuf(pending_.front());
-    } else {
-      encoded = EncodeFlightData(pending_.front());
-      // The few bytes the IPC encoder copies for slices (rebased offsets).
-      encoded.body_bytes_copied += pending_.front().copied_bytes;
-    }
-    pending_.pop_front();
-    state_.CountSent(encoded);
-    std::unique_lock<std::mutex> lock(mu_);
-    if (client_gone_) {
+      EncodeResult encoded;
+      if (state_.options.copy_body) {
+        encoded = EncodeThroughProtobuf(pending_.front());
+      } else {
+        encoded = EncodeFlightData(pending_.front());
+        // The few bytes the IPC encoder copies for slices (rebased offsets).
+        encoded.body_bytes_copied += pending_.front().copied_bytes;
+      }
+      pending_.pop_front();
+      state_.CountSent(encoded);
+      std::unique_lock<std::mutex> lock(mu_);
+      if (client_gone_) {
+        lock.unlock();
+        return Conclude(Cancelled("flight: the client went away"));
+      }
+      if (writing_) {
+        ready_ = std::move(encoded.buffer);
+        fetching_ = false;
+        return;
+      }
+      writing_ = true;
+      first_write_done_ = true;
+      out_ = std::move(encoded.buffer);
       lock.unlock();
-      return Conclude(Cancelled("flight: the client went away"));
+      StartWrite(&out_);
     }
-    fetching_ = false;
-    if (writing_) {
-      ready_ = std::move(encoded.buffer);
-      return;
-    }
-    writing_ = true;
-    first_write_done_ = true;
-    out_ = std::move(encoded.buffer);
-    lock.unlock();
-    StartWrite(&out_);
   }
 
   // Encodes `batch` into pending_: its dictionary batches and its record batch, or, when
