@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <system_error>
 
 #include "bridge/arrow/fb/File_generated.h"
+#include "bridge/arrow/fb/Message_generated.h"
+#include "bridge/arrow/reader_message_internal.h"
 #include "bridge/arrow/schema_encode_internal.h"
 
 namespace bridge::ipc {
@@ -147,6 +150,7 @@ struct FileWriter::Blocks {
   KeyValueMetadata footer_metadata;
   std::vector<fb::Block> dictionaries;
   std::vector<fb::Block> record_batches;
+  std::set<int64_t> dictionary_ids;  // written through WriteEncodedMessage
 };
 
 FileWriter::FileWriter(ByteSink* sink, std::unique_ptr<RecordBatchEncoder> encoder)
@@ -206,6 +210,99 @@ Status FileWriter::WriteBatch(OwnedArray batch) {
   return OkStatus();
 }
 
+Result<int64_t> FileWriter::CheckEncodedMessage(const EncodedMessage& message) const {
+  const std::string_view flatbuffer = message.flatbuffer();
+  if (message.metadata.size() < 8 || message.metadata.size() % 8 != 0 ||
+      flatbuffer.size() + 8 > message.metadata.size()) {
+    return InvalidArgument("ipc: file writer: encoded message metadata of ",
+                           message.metadata.size(), " bytes is not framed and 8-byte aligned");
+  }
+  uint32_t marker;
+  int32_t length;
+  std::memcpy(&marker, message.metadata.data(), 4);
+  std::memcpy(&length, message.metadata.data() + 4, 4);
+  if (marker != 0xFFFFFFFFu || static_cast<size_t>(length) + 8 != message.metadata.size()) {
+    return InvalidArgument("ipc: file writer: encoded message prefix does not match its ",
+                           message.metadata.size(), " bytes of metadata");
+  }
+  int64_t body_bytes = 0;
+  for (const Segment& s : message.body) body_bytes += static_cast<int64_t>(s.size);
+  if (body_bytes != message.body_length || message.body_length % 8 != 0) {
+    return InvalidArgument("ipc: file writer: encoded message body of ", body_bytes,
+                           " bytes (body_length ", message.body_length,
+                           ") is not a multiple of 8 or disagrees with its segments");
+  }
+  ReadStats stats;
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto verified,
+      internal::VerifyMessage(
+          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(flatbuffer.data()),
+                                   flatbuffer.size()),
+          ReadOptions{}, stats, "ipc: file writer: encoded message"));
+  const fb::Message* m = verified.root;
+  if (m->body_length() != message.body_length) {
+    return InvalidArgument("ipc: file writer: encoded message says bodyLength ", m->body_length(),
+                           " but has ", message.body_length, " bytes");
+  }
+  const fb::BodyCompression* compression = nullptr;
+  int64_t dictionary_id = -1;
+  switch (m->header_type()) {
+    case fb::MessageHeader::Schema:
+      return InvalidArgument("ipc: file writer: the schema message is written at Make");
+    case fb::MessageHeader::DictionaryBatch: {
+      if (message.type != MessageType::kDictionaryBatch) break;
+      const fb::DictionaryBatch* batch = m->header_as_DictionaryBatch();
+      const bool seen = blocks_->dictionary_ids.count(batch->id()) > 0;
+      if (!batch->is_delta() && seen) {
+        return InvalidArgument("ipc: file writer: dictionary ", batch->id(),
+                               " cannot replace an earlier one in an IPC file");
+      }
+      if (batch->is_delta() && !seen) {
+        return InvalidArgument("ipc: file writer: delta of dictionary ", batch->id(),
+                               " before the dictionary itself");
+      }
+      if (batch->data() != nullptr) compression = batch->data()->compression();
+      dictionary_id = batch->id();
+      break;
+    }
+    case fb::MessageHeader::RecordBatch:
+      if (message.type != MessageType::kRecordBatch) break;
+      compression = m->header_as_RecordBatch()->compression();
+      break;
+    default:
+      return InvalidArgument("ipc: file writer: encoded message of unexpected type ",
+                             static_cast<int>(m->header_type()));
+  }
+  const MessageType expected = m->header_type() == fb::MessageHeader::RecordBatch
+                                   ? MessageType::kRecordBatch
+                                   : MessageType::kDictionaryBatch;
+  if (message.type != expected) {
+    return InvalidArgument("ipc: file writer: encoded message type disagrees with its flatbuffer");
+  }
+  const Codec codec = compression == nullptr                                   ? Codec::kNone
+                      : compression->codec() == fb::CompressionType::LZ4_FRAME ? Codec::kLz4Frame
+                                                                               : Codec::kZstd;
+  if (codec != encoder_->options().codec) {
+    return InvalidArgument("ipc: file writer: encoded message body codec ", CodecName(codec),
+                           " is not the file's codec ", CodecName(encoder_->options().codec));
+  }
+  return dictionary_id;
+}
+
+Status FileWriter::WriteEncodedMessage(const EncodedMessage& message) {
+  BRIDGE_RETURN_NOT_OK(CheckOpen());
+  BRIDGE_ASSIGN_OR_RETURN(const int64_t dictionary_id, CheckEncodedMessage(message));
+  BRIDGE_RETURN_NOT_OK(WriteMessage(message));
+  if (message.type == MessageType::kDictionaryBatch) blocks_->dictionary_ids.insert(dictionary_id);
+  return OkStatus();
+}
+
+Status FileWriter::Close(KeyValueMetadata footer_metadata) {
+  BRIDGE_RETURN_NOT_OK(CheckOpen());
+  blocks_->footer_metadata = std::move(footer_metadata);
+  return Close();
+}
+
 Status FileWriter::Close() {
   BRIDGE_RETURN_NOT_OK(CheckOpen());
   const Segment eos{kEndOfStream, sizeof(kEndOfStream)};
@@ -229,6 +326,53 @@ Status FileWriter::Close() {
   stream_range_ = stream;
   closed_ = true;
   return OkStatus();
+}
+
+// ---------------------------------------------------------------------------------------
+// Footer
+
+Result<FileFooter> ReadFileFooter(std::span<const uint8_t> file, int64_t max_footer_bytes) {
+  const int64_t size = static_cast<int64_t>(file.size());
+  // magic + padding (8), footer length (4), magic (6), and at least one byte of footer.
+  constexpr int64_t kMinimum = sizeof(kFileStart) + 4 + sizeof(kMagic) + 1;
+  if (size < kMinimum) {
+    return InvalidArgument("ipc: file of ", size, " bytes is too short for an IPC file");
+  }
+  if (std::memcmp(file.data(), kFileStart, sizeof(kMagic)) != 0 ||
+      std::memcmp(file.data() + size - sizeof(kMagic), kMagic, sizeof(kMagic)) != 0) {
+    return InvalidArgument("ipc: file does not start and end with the ARROW1 magic");
+  }
+  int32_t footer_length;
+  std::memcpy(&footer_length, file.data() + size - sizeof(kMagic) - 4, 4);
+  const int64_t max_length = std::min<int64_t>(size - kMinimum + 1, max_footer_bytes);
+  if (footer_length <= 0 || footer_length > max_length) {
+    return InvalidArgument("ipc: footer length ", footer_length, " is not within 1..", max_length);
+  }
+  FileFooter out;
+  out.footer_offset = size - static_cast<int64_t>(sizeof(kMagic)) - 4 - footer_length;
+  ReadStats stats;
+  ReadOptions options;
+  options.max_metadata_bytes = max_footer_bytes;
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto footer, internal::VerifyFooter(file.subspan(static_cast<size_t>(out.footer_offset),
+                                                       static_cast<size_t>(footer_length)),
+                                          options, stats, "ipc: file footer"));
+  auto blocks = [](const flatbuffers::Vector<const fb::Block*>* in, std::vector<FileBlock>& to) {
+    if (in == nullptr) return;
+    to.reserve(in->size());
+    for (const fb::Block* b : *in) {
+      to.push_back(FileBlock{b->offset(), b->meta_data_length(), b->body_length()});
+    }
+  };
+  blocks(footer.root->dictionaries(), out.dictionaries);
+  blocks(footer.root->record_batches(), out.record_batches);
+  if (const auto* metadata = footer.root->custom_metadata(); metadata != nullptr) {
+    for (const fb::KeyValue* kv : *metadata) {
+      out.custom_metadata.emplace_back(kv->key() ? kv->key()->str() : std::string(),
+                                       kv->value() ? kv->value()->str() : std::string());
+    }
+  }
+  return out;
 }
 
 }  // namespace bridge::ipc

@@ -114,8 +114,23 @@ class FileWriter {
 
   Status WriteBatch(OwnedArray batch);
 
+  // Writes a dictionary or record batch message that was encoded elsewhere (e.g. by the
+  // RecordBatchEncoder of a stream being sent to a client, so that the same segments go to
+  // the socket and to this file without a second encoding), and records its footer Block.
+  // The message must come from an encoder of the same schema and codec. Do not mix with
+  // WriteBatch in one file (the encoders' dictionary states would disagree). Returns
+  // InvalidArgument, writing nothing, for a message whose flatbuffer does not verify or
+  // disagrees with its framing or body length, a Schema message (the schema is written at
+  // Make), a body codec other than the writer's, a dictionary replacement (a non-delta
+  // batch for an id already written; the file format forbids it) or a delta before its
+  // dictionary; the sink's error otherwise; FailedPrecondition after Close or a failure.
+  Status WriteEncodedMessage(const EncodedMessage& message);
+
   // Writes the end-of-stream marker, the footer and the trailing magic.
   Status Close();
+  // As Close, with `footer_metadata` as the Footer's custom_metadata instead of the one given
+  // at Make (for values known only at the end, such as checksums of the batches).
+  Status Close(KeyValueMetadata footer_metadata);
 
   // The stream section's bytes in the file (from the schema message through the
   // end-of-stream marker). Valid after a successful Close.
@@ -129,6 +144,8 @@ class FileWriter {
   Status WriteMessage(const EncodedMessage& message);
   Status WriteBytes(std::span<const Segment> segments);
   Status CheckOpen() const;
+  // Returns the dictionary id of a valid dictionary batch message, -1 for a record batch.
+  Result<int64_t> CheckEncodedMessage(const EncodedMessage& message) const;
 
   ByteSink* sink_;
   std::unique_ptr<RecordBatchEncoder> encoder_;
@@ -138,5 +155,29 @@ class FileWriter {
   bool closed_ = false;
   Status failure_;
 };
+
+// One Block of a file footer: where a dictionary or record batch message is.
+struct FileBlock {
+  int64_t offset = 0;           // of the message's continuation marker
+  int32_t metadata_length = 0;  // prefix, flatbuffer and padding
+  int64_t body_length = 0;
+};
+
+// What an IPC file's footer says, without decoding the schema or reading any message.
+struct FileFooter {
+  int64_t footer_offset = 0;  // where the Footer flatbuffer starts (= end of the stream section)
+  std::vector<FileBlock> dictionaries;
+  std::vector<FileBlock> record_batches;
+  KeyValueMetadata custom_metadata;
+};
+
+// Returns the footer of the IPC file in `file` (the whole file, e.g. a mapping): checks the
+// leading and trailing magic and the footer length, and verifies the Footer flatbuffer
+// (at most `max_footer_bytes`). Reads only the first 8 bytes and the tail of `file`, so it
+// is cheap on a mapping of a large file: the counterpart of FileWriter's footer metadata
+// for a caller that keeps its own index in it. Returns InvalidArgument for anything
+// malformed (truncated or torn files included).
+Result<FileFooter> ReadFileFooter(std::span<const uint8_t> file,
+                                  int64_t max_footer_bytes = int64_t{64} << 20);
 
 }  // namespace bridge::ipc
