@@ -48,8 +48,9 @@ struct EntryHeader {
   std::vector<CachedMessage> messages;
 };
 
-// Returns the footer custom_metadata that carries `header`.
-ipc::KeyValueMetadata EncodeHeader(const EntryHeader& header);
+// Returns the footer custom_metadata that carries `header`. InvalidArgument when a string
+// of it (a table name) is not valid UTF-8, which JSON cannot hold.
+Result<ipc::KeyValueMetadata> EncodeHeader(const EntryHeader& header);
 // Returns the header of the entry file `file` (a mapping of the whole file), after checking
 // that the footer verifies, the header's checksum matches and its message ranges tile the
 // stream section and agree with the footer's Blocks. Reads the first and last pages only.

@@ -7,16 +7,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bridge/arrow/reader.h"
 #include "bridge/arrow/test_arrays.h"
+#include "bridge/arrow/writer.h"
 #include "bridge/cache/cache_internal.h"
 #include "bridge/common/testing.h"
 
@@ -439,6 +442,68 @@ TEST(CacheTest, BadSchemaIsInvalidArgumentAndLeavesNoFile) {
   ASSERT_OK(WriteEntry(*cache, Key(), 1));  // the key's reservation was released
 }
 
+TEST(CacheTest, TableNameThatIsNotUtf8IsRefusedAtCommit) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
+  EXPECT_STATUS(WriteEntry(*cache, Key("SELECT 1", 1, "bad\xff"), 1), StatusCode::kInvalidArgument,
+                "header");
+  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});
+  EXPECT_EQ(cache->stats().writes_abandoned, 1);
+}
+
+TEST(CacheTest, ConcurrentWritersAndReaders) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 25;
+  // Encoded once here: the test arrays' release counter is not thread-safe, and the
+  // messages keep the batches alive until the end of the test.
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  std::vector<EncodedMessage> messages;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto batch_messages, encoder->Encode(SmallBatch(i)));
+    for (auto& m : batch_messages) messages.push_back(std::move(m));
+  }
+  auto write = [&](const CacheKey& key) -> Status {
+    BRIDGE_ASSIGN_OR_RETURN(auto writer, cache->BeginWrite(key, *schema));
+    for (const EncodedMessage& m : messages) BRIDGE_RETURN_NOT_OK(writer->Write(m));
+    return writer->Commit().status();
+  };
+  std::atomic<int> committed{0};
+  std::atomic<int> busy{0};
+  std::atomic<int> bad_reads{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        const CacheKey key = Key("SELECT " + std::to_string((t + r) % 3));
+        if (auto entry = cache->Lookup(key)) {
+          if (!entry->VerifyAll().ok() || StreamRows(entry) != ExpectedRows(2)) ++bad_reads;
+          continue;
+        }
+        const Status written = write(key);
+        if (written.ok()) {
+          ++committed;
+        } else if (absl::IsAlreadyExists(written)) {
+          ++busy;
+        } else {
+          ++bad_reads;
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  const CacheStats stats = cache->stats();
+  EXPECT_EQ(stats.writes_committed, committed.load());
+  EXPECT_EQ(stats.hits + stats.misses, kThreads * kRounds);
+  EXPECT_EQ(stats.misses, committed.load() + busy.load());
+  EXPECT_EQ(stats.entries, 3);
+  EXPECT_EQ(stats.evictions, committed.load() - 3);  // replacements
+  EXPECT_EQ(Files(dir.path()).size(), 4u);
+}
+
 // ---------------------------------------------------------------------------------------
 // Reopening the folder
 
@@ -464,6 +529,20 @@ TEST(CacheTest, ReopenFindsCommittedEntriesAndDeletesTempAndTornFiles) {
   testing::WriteFile(dir.path() / "README", "mine");
   // A complete copy under another id: the name and the header's id disagree.
   testing::WriteFile(dir.path() / EntryFile(std::string(32, 'd')), bytes);
+  // A copy whose header was altered after its checksum was taken.
+  std::string altered = bytes;
+  const size_t created = altered.find("\"created_ms\":");
+  ASSERT_NE(created, std::string::npos);
+  altered[created + 13] = altered[created + 13] == '1' ? '2' : '1';
+  testing::WriteFile(dir.path() / EntryFile(std::string(32, 'e')), altered);
+  // A valid IPC file without our header.
+  {
+    ipc::StringSink sink;
+    ASSERT_OK_AND_ASSIGN(auto writer, ipc::FileWriter::Make(&sink, *SmallSchema()));
+    ASSERT_OK(writer->WriteBatch(SmallBatch(0)));
+    ASSERT_OK(writer->Close());
+    testing::WriteFile(dir.path() / EntryFile(std::string(32, 'f')), sink.data());
+  }
 
   ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
   EXPECT_EQ(Files(dir.path()), (std::set<std::string>{EntryFile(id), "LOCK", "README"}));

@@ -121,9 +121,12 @@ Result<std::shared_ptr<const Entry>> EntryWriter::Commit() {
     return FailedPrecondition("cache: entry ", s.header.id, ": the cache was closed");
   }
   const int64_t end_of_messages = s.writer->bytes_written();
-  s.header.stream = ipc::ByteRange{8, end_of_messages + 8 - 8};
+  // The stream section: after the 8-byte magic, through the end-of-stream marker (8 bytes).
+  s.header.stream = ipc::ByteRange{8, end_of_messages - 8 + 8};
   s.header.created_ms = cache->NowMs();
-  Status status = s.writer->Close(internal::EncodeHeader(s.header));
+  Result<ipc::KeyValueMetadata> metadata = internal::EncodeHeader(s.header);
+  if (!metadata.ok()) return Fail(metadata.status());
+  Status status = s.writer->Close(std::move(*metadata));
   if (!status.ok()) return Fail(WithContext(status, StrCat("cache: entry ", s.header.id)));
   const ipc::ByteRange written = s.writer->stream_range();
   if (written.offset != s.header.stream.offset || written.length != s.header.stream.length) {

@@ -2,6 +2,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -103,7 +104,7 @@ std::span<const uint8_t> Bytes(std::string_view text) {
 
 uint64_t Xxh3(std::span<const uint8_t> bytes) { return XXH3_64bits(bytes.data(), bytes.size()); }
 
-ipc::KeyValueMetadata EncodeHeader(const EntryHeader& header) {
+Result<ipc::KeyValueMetadata> EncodeHeader(const EntryHeader& header) {
   json tables = json::array();
   for (const TableVersion& t : header.tables) {
     tables.push_back({{"name", t.name}, {"version", t.version}});
@@ -126,10 +127,15 @@ ipc::KeyValueMetadata EncodeHeader(const EntryHeader& header) {
       {"stream", json::array({header.stream.offset, header.stream.length})},
       {"messages", std::move(messages)},
   };
-  std::string text = doc.dump();
+  std::string text;
+  try {
+    text = doc.dump();
+  } catch (const json::exception& e) {  // invalid UTF-8; caught here, never passed on
+    return InvalidArgument("cache: entry ", header.id, ": header: ", e.what());
+  }
   std::string checksum = Hex64(Xxh3(Bytes(text)));
-  return {{std::string(kHeaderKey), std::move(text)},
-          {std::string(kHeaderChecksumKey), std::move(checksum)}};
+  return ipc::KeyValueMetadata{{std::string(kHeaderKey), std::move(text)},
+                               {std::string(kHeaderChecksumKey), std::move(checksum)}};
 }
 
 Result<EntryHeader> ReadHeader(std::span<const uint8_t> file) {
@@ -180,7 +186,7 @@ Result<EntryHeader> ReadHeader(std::span<const uint8_t> file) {
       return InvalidArgument("cache: header: message ", i, " is a second schema");
     }
     if (m.offset != at || m.metadata_length < 16 || m.metadata_length % 8 != 0 ||
-        m.metadata_length > int64_t{1} << 31 || m.flatbuffer_length <= 0 ||
+        m.metadata_length > INT32_MAX || m.flatbuffer_length <= 0 ||
         m.flatbuffer_length > m.metadata_length - 8 || m.body_length < 0 ||
         m.body_length % 8 != 0 || m.body_length > size ||
         m.total_length() > h.stream.offset + h.stream.length - 8 - at) {
