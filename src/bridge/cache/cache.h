@@ -87,7 +87,8 @@ struct CacheStats {
   int64_t bytes = 0;      // size of the committed files in the index
   int64_t entries = 0;    // committed entries in the index
   int64_t writes_committed = 0;
-  int64_t writes_abandoned = 0;  // by Abandon, a destructor, a size limit or a write error
+  int64_t writes_abandoned = 0;  // by Abandon, a destructor, a size limit, a write error
+                                 // or a BeginWrite that failed after reserving its key
   int64_t verify_failures = 0;   // checksum mismatches (the entry was evicted)
   int64_t bytes_verified = 0;    // bytes hashed by VerifyMessage / VerifyAll
 };
@@ -232,7 +233,9 @@ class EntryWriter {
   // Writes the end-of-stream marker, the header and the footer, syncs, renames the file to
   // its final name and syncs the folder; the entry becomes visible to Lookup (replacing an
   // older entry of the same key) and LRU eviction runs. Returns the pinned entry. On error
-  // (IoError, FailedPrecondition when abandoned or the cache is gone) nothing is left.
+  // (IoError; ResourceExhausted when the footer takes the file past the entry limit;
+  // InvalidArgument when a table name is not valid UTF-8; FailedPrecondition when abandoned
+  // or the cache is gone) the entry is abandoned and nothing is left.
   Result<std::shared_ptr<const Entry>> Commit();
 
   // Removes the temporary file; later calls return FailedPrecondition. Idempotent.
