@@ -66,7 +66,6 @@ std::unique_ptr<ChildProcess> Serve(const std::filesystem::path& data, int* port
   return server;
 }
 
-
 // Reads until the peer closes, `until` appears or `timeout` passes.
 std::string ReadFrom(int fd, std::chrono::seconds timeout, std::string_view until = {}) {
   std::string out;
@@ -133,8 +132,8 @@ TEST(HttpTest, BadHttpConfigurationExitsTwo) {
   };
   for (const auto& c : cases) {
     // Every case fails before binding (the last one: binding the port already taken).
-    std::vector<std::string> argv = {BridgeBinary(), "serve",         "--data", data,
-                                     "--flight-port", "0", "--watch", "false"};
+    std::vector<std::string> argv = {BridgeBinary(),  "serve", "--data",  data,
+                                     "--flight-port", "0",     "--watch", "false"};
     argv.insert(argv.end(), c.args.begin(), c.args.end());
     auto r = ::bridge::testing::RunCommand(argv, 60);
     EXPECT_EQ(r.exit_code, 2) << c.message << r.err;
@@ -185,6 +184,68 @@ TEST(HttpTest, SigtermCancelsAStreamThatOutlivesTheGracePeriod) {
   reply += ReadFrom(fd, std::chrono::seconds(10));
   ::close(fd);
   EXPECT_FALSE(reply.ends_with("\r\n0\r\n\r\n"));  // cut: the client sees a truncated transfer
+}
+
+}  // namespace
+}  // namespace bridge
+
+namespace bridge {
+namespace {
+
+// Returns the value of the Prometheus line starting with `series`, or -1.
+double MetricOf(const std::string& base, const std::string& series) {
+  std::string text;
+  if (Get(base + "/metrics", &text) != 200) return -1;
+  text = "\n" + text;
+  size_t at = text.find("\n" + series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST(HttpTest, CachedArrowResultsSurviveARestartAndFollowTheFiles) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "data");
+  WriteFile(dir.path() / "data" / "people.csv", "id,name\n1,Ann\n2,Bo\n");
+  const std::vector<std::string> flags = {"--cache-dir", (dir.path() / "cache").string()};
+  const std::string query = "/query?format=arrow&sql=SELECT+name+FROM+people+ORDER+BY+id";
+  std::string first;
+  {
+    int port = 0;
+    auto server = Serve(dir.path() / "data", &port, flags);
+    ASSERT_NE(server, nullptr);
+    std::string base = "http://127.0.0.1:" + std::to_string(port);
+    ASSERT_EQ(Get(base + query, &first), 200);
+    EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"miss\"}"), 1);
+    server->Signal(SIGTERM);
+    EXPECT_EQ(server->Wait(), 0) << server->output();
+  }
+  {
+    int port = 0;
+    auto server = Serve(dir.path() / "data", &port, flags);
+    ASSERT_NE(server, nullptr);
+    EXPECT_THAT(server->output(), HasSubstr("(1 entries"));
+    std::string base = "http://127.0.0.1:" + std::to_string(port);
+    std::string again;
+    ASSERT_EQ(Get(base + query, &again), 200);
+    EXPECT_EQ(again, first);
+    EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"hit\"}"), 1);
+    server->Signal(SIGTERM);
+    EXPECT_EQ(server->Wait(), 0) << server->output();
+  }
+  // The file changed while no server ran: the old result is not served.
+  WriteFile(dir.path() / "data" / "people.csv", "id,name\n1,Ann\n2,Bo\n3,Cy\n");
+  {
+    int port = 0;
+    auto server = Serve(dir.path() / "data", &port, flags);
+    ASSERT_NE(server, nullptr);
+    std::string base = "http://127.0.0.1:" + std::to_string(port);
+    std::string changed;
+    ASSERT_EQ(Get(base + query, &changed), 200);
+    EXPECT_NE(changed, first);
+    EXPECT_NE(changed.find("Cy"), std::string::npos);
+    EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"miss\"}"), 1);
+    server->Signal(SIGTERM);
+    EXPECT_EQ(server->Wait(), 0) << server->output();
+  }
 }
 
 }  // namespace

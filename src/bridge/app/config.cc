@@ -107,6 +107,9 @@ std::map<std::string, Setter> Setters(Config& c) {
       {"catalog.watch", Bool(c.watch)},
       {"catalog.debounce_ms", Int64(c.debounce_ms, 0, 600000)},
       {"cache.dir", Text(c.cache_dir)},
+      {"cache.bytes", Int64(c.cache_bytes, 0, int64_t{1} << 50)},
+      {"cache.max_entry_bytes", Int64(c.cache_max_entry_bytes, 1, int64_t{1} << 50)},
+      {"cache.ttl_s", Int64(c.cache_ttl_s, 0, int64_t{1} << 40)},
       {"log.level", Text(c.log_level)},
       {"log.format", Text(c.log_format)},
   };
@@ -190,6 +193,9 @@ Status ValidateConfig(const Config& c) {
   BRIDGE_RETURN_NOT_OK(positive("http.shutdown_grace_ms", c.shutdown_grace_ms, 0));
   BRIDGE_RETURN_NOT_OK(positive("http.io_threads", c.io_threads, 1));
   BRIDGE_RETURN_NOT_OK(positive("auth.token_ttl_s", c.token_ttl_s, 1));
+  BRIDGE_RETURN_NOT_OK(positive("cache.bytes", c.cache_bytes, 0));
+  BRIDGE_RETURN_NOT_OK(positive("cache.max_entry_bytes", c.cache_max_entry_bytes, 1));
+  BRIDGE_RETURN_NOT_OK(positive("cache.ttl_s", c.cache_ttl_s, 0));
   BRIDGE_RETURN_NOT_OK(positive("flight.endpoints", c.flight_endpoints, 0));
   BRIDGE_RETURN_NOT_OK(positive("flight.max_message_bytes", c.flight_max_message_bytes, 64 << 10));
   BRIDGE_RETURN_NOT_OK(positive("flight.keepalive_ms", c.flight_keepalive_ms, 0));

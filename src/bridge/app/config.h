@@ -67,6 +67,9 @@ struct Config {
 
   // [cache]
   std::filesystem::path cache_dir;  // "" = $XDG_CACHE_HOME/bridge or ~/.cache/bridge
+  int64_t cache_bytes = int64_t{1} << 30;            // result cache budget; 0 = no result cache
+  int64_t cache_max_entry_bytes = int64_t{2} << 30;  // larger results are not cached
+  int64_t cache_ttl_s = 0;                           // 0 = entries live until evicted
 
   // [log]
   std::string log_level = "info";

@@ -20,6 +20,7 @@
 #include "bridge/app/hash_password.h"
 #include "bridge/app/ipc_commands.h"
 #include "bridge/auth/auth.h"
+#include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/logging.h"
 #include "bridge/engine/engine.h"
@@ -57,6 +58,9 @@ struct Overrides {
   std::optional<bool> watch;
   std::optional<int64_t> debounce_ms;
   std::optional<std::string> cache_dir;
+  std::optional<int64_t> cache_bytes;
+  std::optional<int64_t> cache_max_entry_bytes;
+  std::optional<int64_t> cache_ttl_s;
   std::optional<std::string> log_level;
   std::optional<std::string> log_format;
   // [http], [tls], [cors], [auth]
@@ -96,6 +100,12 @@ struct Overrides {
     cmd.add_option("--batch-bytes", batch_bytes,
                    "coalesce DuckDB chunks up to this many bytes, 0 = off (engine.batch_bytes)");
     cmd.add_option("--cache-dir", cache_dir, "result cache folder (cache.dir)");
+    cmd.add_option("--cache-bytes", cache_bytes,
+                   "result cache budget in bytes, 0 = no result cache (cache.bytes)");
+    cmd.add_option("--cache-max-entry-bytes", cache_max_entry_bytes,
+                   "larger results are not cached (cache.max_entry_bytes)");
+    cmd.add_option("--cache-ttl-s", cache_ttl_s,
+                   "cached results expire after this, 0 = never (cache.ttl_s)");
     cmd.add_option("--log-level", log_level, "trace|debug|info|warn|error|off (log.level)");
     cmd.add_option("--log-format", log_format, "text|json (log.format)");
   }
@@ -168,6 +178,9 @@ struct Overrides {
     if (watch) c.watch = *watch;
     if (debounce_ms) c.debounce_ms = *debounce_ms;
     if (cache_dir) c.cache_dir = *cache_dir;
+    if (cache_bytes) c.cache_bytes = *cache_bytes;
+    if (cache_max_entry_bytes) c.cache_max_entry_bytes = *cache_max_entry_bytes;
+    if (cache_ttl_s) c.cache_ttl_s = *cache_ttl_s;
     if (log_level) c.log_level = *log_level;
     if (log_format) c.log_format = *log_format;
     if (max_request_bytes) c.max_request_bytes = *max_request_bytes;
@@ -281,21 +294,44 @@ int RunServe(const Overrides& flags) {
   catalog::CatalogOptions catalog_options;
   catalog_options.watch = config->watch;
   catalog_options.debounce = std::chrono::milliseconds(config->debounce_ms);
+  // Declared before the catalog, whose listener uses it, so that it is destroyed after it.
+  std::unique_ptr<cache::Cache> result_cache;
   auto opened = OpenDataFolder(EngineOptionsOf(*config), catalog_options);
   if (!opened.ok()) return Fail(kExitUsage, opened.status());
   auto& catalog = *opened->catalog;
-  catalog.SetListener([](const std::vector<catalog::TableChange>& changes) {
-    for (const auto& change : changes) {
-      const char* what = change.kind == catalog::ChangeKind::kAdded     ? "added"
-                         : change.kind == catalog::ChangeKind::kRemoved ? "removed"
-                                                                        : "changed";
-      if (change.error.empty()) {
-        spdlog::info("table '{}' {} (catalog version {})", change.name, what, change.version);
-      } else {
-        spdlog::warn("table '{}' {} but broken: {}", change.name, what, change.error);
-      }
+  // The result cache lives in cache_dir/results. A folder another process holds (another
+  // `bridge serve` with the same cache folder) means serving without one, not failing.
+  if (config->cache_bytes > 0) {
+    cache::CacheOptions cache_options;
+    cache_options.dir = opened->db->options().cache_dir / "results";
+    cache_options.max_bytes = config->cache_bytes;
+    cache_options.max_entry_bytes = config->cache_max_entry_bytes;
+    cache_options.ttl = std::chrono::seconds(config->cache_ttl_s);
+    auto opened_cache = cache::Cache::Open(cache_options);
+    if (opened_cache.ok()) {
+      result_cache = std::move(opened_cache).value();
+      spdlog::info("result cache in {} ({} entries, {} bytes; budget {} bytes)",
+                   cache_options.dir.string(), result_cache->stats().entries,
+                   result_cache->stats().bytes, config->cache_bytes);
+    } else {
+      spdlog::warn("no result cache: {}", std::string(opened_cache.status().message()));
     }
-  });
+  }
+  catalog.SetListener(
+      [cache = result_cache.get()](const std::vector<catalog::TableChange>& changes) {
+        for (const auto& change : changes) {
+          // Entries that read a changed table can never be hit again: free their space now.
+          if (cache != nullptr) cache->Invalidate(change.name);
+          const char* what = change.kind == catalog::ChangeKind::kAdded     ? "added"
+                             : change.kind == catalog::ChangeKind::kRemoved ? "removed"
+                                                                            : "changed";
+          if (change.error.empty()) {
+            spdlog::info("table '{}' {} (catalog version {})", change.name, what, change.version);
+          } else {
+            spdlog::warn("table '{}' {} but broken: {}", change.name, what, change.error);
+          }
+        }
+      });
   auto tables = catalog.Tables();
   for (const auto& t : tables) {
     if (t.error.empty()) {
@@ -314,6 +350,7 @@ int RunServe(const Overrides& flags) {
   services.catalog = opened->catalog.get();
   services.auth = authenticator->get();
   services.registry = &registry;
+  services.cache = result_cache.get();
   auto server = http::HttpServer::Start(HttpOptionsOf(*config), services);
   // Bad options, an address in use and unreadable TLS files are all configuration errors.
   if (!server.ok()) return Fail(kExitUsage, server.status());

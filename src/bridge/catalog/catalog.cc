@@ -107,8 +107,35 @@ void CatalogImpl::DropView(const std::string& name) {
   if (!st.ok()) spdlog::warn("catalog: dropping view '{}': {}", name, std::string(st.message()));
 }
 
+namespace {
+
+// FNV-1a, 64 bits.
+void HashInto(uint64_t& h, const void* data, size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < size; ++i) {
+    h ^= bytes[i];
+    h *= 1099511628211ULL;
+  }
+}
+
+uint64_t Fingerprint(const fs::path& data_dir, const TableSource& source) {
+  uint64_t h = 14695981039346656037ULL;
+  const std::string dir = data_dir.string();
+  HashInto(h, dir.data(), dir.size() + 1);
+  for (const auto& file : source.files) {
+    HashInto(h, file.path.data(), file.path.size() + 1);
+    HashInto(h, &file.size, sizeof(file.size));
+    HashInto(h, &file.mtime_ns, sizeof(file.mtime_ns));
+    HashInto(h, &file.inode, sizeof(file.inode));
+  }
+  return h;
+}
+
+}  // namespace
+
 TableInfo CatalogImpl::Materialize(const TableSource& source) {
   TableInfo info;
+  info.fingerprint = Fingerprint(data_dir_, source);
   info.name = source.name;
   info.path = source.paths.front();
   if (source.reader) info.format = std::string(internal::FormatName(*source.reader));

@@ -48,8 +48,12 @@ struct TableInfo {
   int64_t bytes = 0;  // sum of the files' sizes
   // Number of rows, for Parquet tables (from the files' metadata, without reading data).
   std::optional<int64_t> rows;
-  // Catalog version at which this table last changed.
+  // Catalog version at which this table last changed (counts from 1 in each process).
   uint64_t version = 0;
+  // A 64-bit hash of what the table reads: the data folder's path and each file's path,
+  // size, modification time and inode. Equal fingerprints mean the same data, also across
+  // restarts (what the result cache keys on).
+  uint64_t fingerprint = 0;
   // Non-empty when the table is broken: the reason (DuckDB's message for a file it cannot
   // read, or a naming/format problem). A broken table has no view.
   std::string error;

@@ -42,6 +42,9 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
       cancelled_(CounterFamily(registry, "bridge_http_queries_cancelled_total",
                                "Queries stopped early, by reason "
                                "(disconnect, timeout, shutdown).")),
+      cache_lookups_(CounterFamily(registry, "bridge_http_cache_lookups_total",
+                                   "format=arrow queries by result cache outcome "
+                                   "(hit, miss, refresh, uncacheable).")),
       active_queries_(
           GaugeFamily(registry, "bridge_http_active_queries", "Queries running now.").Add({})),
       queued_queries_(
@@ -67,6 +70,10 @@ void HttpMetrics::ArrowBytesCopied(uint64_t bytes) {
 
 void HttpMetrics::QueryCancelled(std::string_view reason) {
   cancelled_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void HttpMetrics::CacheLookup(std::string_view result) {
+  cache_lookups_.Add({{"result", std::string(result)}}).Increment();
 }
 
 prometheus::Gauge& HttpMetrics::active_queries() { return active_queries_; }

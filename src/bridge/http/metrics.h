@@ -41,6 +41,8 @@ class HttpMetrics {  // thread-safe
   void BytesOut(OutputFormat f, uint64_t bytes);  // bridge_http_response_bytes_total{format}
   void RowsOut(OutputFormat f, uint64_t rows);    // bridge_http_rows_total{format}
   void ArrowBytesCopied(uint64_t bytes);          // bridge_http_arrow_bytes_copied_total
+  // bridge_http_cache_lookups_total{result}: hit, miss, refresh, uncacheable.
+  void CacheLookup(std::string_view result);
   // bridge_http_queries_cancelled_total{reason="disconnect|timeout|shutdown"}
   void QueryCancelled(std::string_view reason);
   prometheus::Gauge& active_queries();  // bridge_http_active_queries
@@ -56,6 +58,7 @@ class HttpMetrics {  // thread-safe
   prometheus::Family<prometheus::Counter>& rows_out_;
   prometheus::Counter& arrow_bytes_copied_;
   prometheus::Family<prometheus::Counter>& cancelled_;
+  prometheus::Family<prometheus::Counter>& cache_lookups_;
   prometheus::Gauge& active_queries_;
   prometheus::Gauge& queued_queries_;
 };

@@ -32,6 +32,7 @@
 #include "bridge/http/errors.h"
 #include "bridge/http/metrics.h"
 #include "bridge/http/request.h"
+#include "bridge/http/result_cache.h"
 #include "bridge/http/rows_query.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -179,6 +180,13 @@ struct QueryJob {
   // Parquet: the finished file.
   std::filesystem::path parquet_path;
 
+  // Result cache (format=arrow): the key when the result may be cached, the entry being
+  // written while the result streams (a miss), or the entry served instead (a hit).
+  std::optional<cache::CacheKey> cache_key;
+  std::unique_ptr<cache::EntryWriter> cache_writer;
+  std::shared_ptr<const cache::Entry> cached;
+  std::string cache_header;  // "X-Bridge-Cache: ...\r\n" or ""
+
   // Strand side.
   std::string head;
   std::string chunk_line;
@@ -187,8 +195,9 @@ struct QueryJob {
   uint64_t bytes_sent = 0;
   uint64_t rows_sent = 0;
   int file_fd = -1;
-  uint64_t file_size = 0;
-  uint64_t file_offset = 0;
+  uint64_t file_start = 0;        // where the bytes to send begin in the file
+  uint64_t file_size = 0;         // where they end
+  uint64_t file_offset = 0;       // the next byte to send
   std::vector<char> file_buffer;  // TLS: sendfile cannot encrypt
 
   // Any thread.
@@ -361,9 +370,7 @@ template <typename Stream>
 class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(ServerCore& core, Stream stream)
-      : core_(core),
-        stream_(std::move(stream)),
-        timer_(stream_.get_executor()) {}
+      : core_(core), stream_(std::move(stream)), timer_(stream_.get_executor()) {}
   ~Connection() override {
     if (id_ != 0) core_.Remove(id_);
   }
@@ -800,6 +807,45 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     });
   }
 
+  // For format=arrow with a cache: computes the key of a cacheable result and looks it up
+  // (unless cache=refresh). Returns true on a hit whose checksums hold (job.cached is set).
+  bool LookUpCache(QueryJob& job, engine::Session& session) {
+    if (job.request.format != OutputFormat::kArrow || core_.services.cache == nullptr) {
+      return false;
+    }
+    if (job.request.cache == "off") {
+      job.cache_header = "X-Bridge-Cache: off\r\n";
+      return false;
+    }
+    Result<std::optional<cache::CacheKey>> key =
+        ResultCacheKey(session, *core_.services.catalog, job.request);
+    if (!key.ok() || !*key) {
+      job.cache_header = "X-Bridge-Cache: uncacheable\r\n";
+      core_.metrics.CacheLookup("uncacheable");
+      return false;
+    }
+    job.cache_key = std::move(**key);
+    if (job.request.cache != "refresh") {
+      std::shared_ptr<const cache::Entry> entry = core_.services.cache->Lookup(*job.cache_key);
+      if (entry != nullptr) {
+        // sendfile sends the bytes as they are on disk: check them first (once per entry).
+        Status verified = entry->VerifyAll();
+        if (verified.ok()) {
+          job.cached = std::move(entry);
+          job.cache_header = "X-Bridge-Cache: hit\r\n";
+          core_.metrics.CacheLookup("hit");
+          return true;
+        }
+        spdlog::warn("http: cached result {} is corrupt ({}); running the query", entry->id(),
+                     std::string(verified.message()));
+      }
+    }
+    job.cache_header =
+        job.request.cache == "refresh" ? "X-Bridge-Cache: refresh\r\n" : "X-Bridge-Cache: miss\r\n";
+    core_.metrics.CacheLookup(job.request.cache == "refresh" ? "refresh" : "miss");
+    return false;
+  }
+
   Status SetUp(QueryJob& job) {
     job.set_up = true;
     BRIDGE_ASSIGN_OR_RETURN(auto session, core_.services.db->Connect());
@@ -808,6 +854,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       std::lock_guard lock(job.mu);
       job.session = std::move(session);
       if (job.cancelled) return Cancelled("http: query cancelled");
+    }
+    if (LookUpCache(job, *raw)) {
+      job.done = true;  // a hit: the cached file is sent instead of running the query
+      return OkStatus();
     }
     engine::QueryOptions options;
     options.timeout = core_.options.query_timeout;
@@ -823,6 +873,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                                 ipc::RecordBatchEncoder::Make(job.stream->schema(), encode));
         BRIDGE_ASSIGN_OR_RETURN(auto schema, job.encoder->EncodeSchema());
         job.messages.push_back(std::move(schema));
+        if (job.cache_key) {
+          // A miss: the same messages also go to a new cache entry (the tee).
+          auto writer =
+              core_.services.cache->BeginWrite(*job.cache_key, job.stream->schema(), encode);
+          if (writer.ok()) {
+            job.cache_writer = std::move(writer).value();
+          } else if (writer.status().code() != StatusCode::kAlreadyExists) {
+            spdlog::warn("http: not caching a result: {}", std::string(writer.status().message()));
+          }
+        }
         break;
       }
       case OutputFormat::kParquet: {
@@ -880,12 +940,15 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
       if (!batch.valid()) {
         job.done = true;
+        CommitCacheEntry(job);
         return OkStatus();
       }
       job.step_rows = static_cast<uint64_t>(batch->length);
       BRIDGE_ASSIGN_OR_RETURN(auto messages, job.encoder->Encode(std::move(batch)));
       for (auto& m : messages) {
         job.step_copied += m.copied_bytes;
+        // On failure (too big, disk full) the writer abandons the entry; the response goes on.
+        if (job.cache_writer && !job.cache_writer->Write(m).ok()) job.cache_writer.reset();
         job.messages.push_back(std::move(m));
       }
       return OkStatus();
@@ -902,6 +965,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     return OkStatus();
   }
 
+  // The whole result went through the writer: make the entry visible.
+  void CommitCacheEntry(QueryJob& job) {
+    if (!job.cache_writer) return;
+    auto committed = job.cache_writer->Commit();
+    if (!committed.ok()) {
+      spdlog::warn("http: caching a result failed: {}", std::string(committed.status().message()));
+    }
+    job.cache_writer.reset();
+  }
+
   void OnProduced(const std::shared_ptr<QueryJob>& job, const Status& st) {
     if (job->ended) return;
     if (peer_gone_ || !Lowest().socket().is_open()) {
@@ -910,12 +983,15 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     if (!st.ok()) return QueryFailed(job, st);
     if (job->request.format == OutputFormat::kParquet) return SendParquet(job);
+    if (job->cached) return SendCached(job);
 
     const bool chunked = !http10_;
     std::vector<asio::const_buffer> buffers;
     uint64_t payload = 0;
     for (const auto& m : job->messages) payload += static_cast<uint64_t>(m.total_size());
-    if (job->encoder && job->done) payload += sizeof(kEndOfStream);
+    // The encoder may already be released with the query: ask the format.
+    const bool end_of_stream = job->request.format == OutputFormat::kArrow && job->done;
+    if (end_of_stream) payload += sizeof(kEndOfStream);
     payload += job->text.size();
 
     if (core_.options.max_result_bytes > 0 &&
@@ -929,7 +1005,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (!job->header_sent) {
       if (http10_) keep_alive_ = false;
       job->head = ResponseHead(200, ContentTypeOf(job->request.format), std::nullopt, chunked,
-                               keep_alive_, extra_headers_);
+                               keep_alive_, extra_headers_ + job->cache_header);
       buffers.push_back(asio::buffer(job->head));
       job->header_sent = true;
     }
@@ -944,7 +1020,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
           if (segment.size > 0) buffers.push_back(asio::buffer(segment.data, segment.size));
         }
       }
-      if (job->encoder && job->done) buffers.push_back(asio::buffer(kEndOfStream));
+      if (end_of_stream) buffers.push_back(asio::buffer(kEndOfStream));
       if (!job->text.empty()) buffers.push_back(asio::buffer(job->text));
       if (chunked) buffers.push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
     }
@@ -1044,17 +1120,40 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       return QueryFailed(job,
                          Internal("http: cannot open the Parquet result: ", std::strerror(errno)));
     }
+    job->file_start = 0;
     job->file_size = static_cast<uint64_t>(info.st_size);
+    SendFileRange(job, "");
+  }
+
+  // ---- A cached Arrow result: the stream section of its file, with sendfile ----
+
+  void SendCached(const std::shared_ptr<QueryJob>& job) {
+    job->file_fd = ::fcntl(job->cached->fd(), F_DUPFD_CLOEXEC, 0);
+    if (job->file_fd < 0) {
+      return QueryFailed(job,
+                         Internal("http: cannot use the cached result: ", std::strerror(errno)));
+    }
+    ipc::ByteRange range = job->cached->stream_range();
+    job->file_start = static_cast<uint64_t>(range.offset);
+    job->file_size = static_cast<uint64_t>(range.offset + range.length);
+    SendFileRange(job, job->cache_header);
+  }
+
+  // Sends bytes [file_start, file_size) of job->file_fd as the whole response body, with a
+  // Content-Length.
+  void SendFileRange(const std::shared_ptr<QueryJob>& job, std::string_view headers) {
+    job->file_offset = job->file_start;
+    const uint64_t length = job->file_size - job->file_start;
     if (core_.options.max_result_bytes > 0 &&
-        job->file_size > static_cast<uint64_t>(core_.options.max_result_bytes)) {
+        length > static_cast<uint64_t>(core_.options.max_result_bytes)) {
       return QueryFailed(
           job,
           ResourceExhausted("http: the result is larger than ", core_.options.max_result_bytes,
                             " bytes (max_result_bytes)"),
           413);
     }
-    job->head = ResponseHead(200, ContentTypeOf(OutputFormat::kParquet), job->file_size, false,
-                             keep_alive_, extra_headers_);
+    job->head = ResponseHead(200, ContentTypeOf(job->request.format), length, false, keep_alive_,
+                             extra_headers_ + std::string(headers));
     job->header_sent = true;
     Lowest().expires_after(core_.options.idle_timeout);
     asio::async_write(stream_, asio::buffer(job->head),
@@ -1066,8 +1165,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
   void SendFilePart(const std::shared_ptr<QueryJob>& job) {
     if (job->file_offset >= job->file_size) {
-      core_.metrics.BytesOut(OutputFormat::kParquet, job->file_size);
-      job->bytes_sent = job->file_size;
+      core_.metrics.BytesOut(job->request.format, job->file_size - job->file_start);
+      job->bytes_sent = job->file_size - job->file_start;
       return OnWritten(job, {});
     }
     uint64_t left = job->file_size - job->file_offset;
@@ -1075,7 +1174,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       job->file_buffer.resize(std::min<uint64_t>(left, kTextFlushBytes));
       ssize_t n = ::pread(job->file_fd, job->file_buffer.data(), job->file_buffer.size(),
                           static_cast<off_t>(job->file_offset));
-      if (n <= 0) return QueryFailed(job, Internal("http: reading the Parquet result failed"));
+      if (n <= 0) return QueryFailed(job, Internal("http: reading the result file failed"));
       job->file_offset += static_cast<uint64_t>(n);
       Lowest().expires_after(core_.options.idle_timeout);
       asio::async_write(stream_, asio::buffer(job->file_buffer.data(), static_cast<size_t>(n)),

@@ -41,6 +41,10 @@ namespace bridge::auth {
 class Authenticator;
 }  // namespace bridge::auth
 
+namespace bridge::cache {
+class Cache;
+}  // namespace bridge::cache
+
 namespace bridge::http {
 
 struct ServerOptions {
@@ -81,6 +85,8 @@ struct Services {
   catalog::Catalog* catalog = nullptr;        // required
   const auth::Authenticator* auth = nullptr;  // null = authentication off
   prometheus::Registry* registry = nullptr;   // required; the server adds its families
+  // The result cache for format=arrow (null = no caching). Borrowed, like the others.
+  cache::Cache* cache = nullptr;
 };
 
 class HttpServer {

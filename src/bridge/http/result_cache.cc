@@ -1,0 +1,167 @@
+#include "bridge/http/result_cache.h"
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <set>
+
+#include "nlohmann/json.hpp"
+
+namespace bridge::http {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Names of the functions whose result may differ between two runs of the same query, read
+// once from DuckDB (its function list is fixed: extensions cannot be loaded).
+Result<std::set<std::string>> VolatileFunctions(engine::Session& session) {
+  static std::mutex mu;
+  static std::optional<std::set<std::string>> names;
+  std::lock_guard lock(mu);
+  if (names) return *names;
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto stream, session.Query("SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+                                 "WHERE stability IS DISTINCT FROM 'CONSISTENT'"));
+  std::set<std::string> out;
+  for (;;) {
+    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, stream->Next());
+    if (!batch.valid()) break;
+    const ArrowArray& column = *batch->children[0];
+    const auto* offsets = static_cast<const int32_t*>(column.buffers[1]);
+    const char* chars = static_cast<const char*>(column.buffers[2]);
+    for (int64_t i = column.offset; i < column.offset + column.length; ++i) {
+      out.emplace(chars + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
+    }
+  }
+  names = std::move(out);
+  return *names;
+}
+
+// What the walk over the parse tree found.
+struct References {
+  std::set<std::string> tables;  // lower-case BASE_TABLE names
+  std::set<std::string> ctes;    // lower-case CTE names
+  bool cacheable = true;
+};
+
+void Walk(const Json& node, const std::set<std::string>& volatile_functions, References& refs) {
+  if (!refs.cacheable) return;
+  if (node.is_array()) {
+    for (const Json& child : node) Walk(child, volatile_functions, refs);
+    return;
+  }
+  if (!node.is_object()) return;
+  auto type = node.find("type");
+  if (type != node.end() && type->is_string()) {
+    const std::string& t = type->get_ref<const std::string&>();
+    if (t == "TABLE_FUNCTION") {
+      refs.cacheable = false;
+      return;
+    }
+    if (t == "BASE_TABLE") {
+      auto catalog = node.find("catalog_name");
+      auto schema = node.find("schema_name");
+      bool plain = (catalog == node.end() || *catalog == "") &&
+                   (schema == node.end() || *schema == "" || *schema == "main");
+      auto name = node.find("table_name");
+      if (!plain || name == node.end() || !name->is_string()) {
+        refs.cacheable = false;
+        return;
+      }
+      refs.tables.insert(Lower(name->get_ref<const std::string&>()));
+    }
+  }
+  auto cls = node.find("class");
+  if (cls != node.end() && *cls == "FUNCTION") {
+    auto name = node.find("function_name");
+    if (name != node.end() && name->is_string() &&
+        volatile_functions.count(Lower(name->get_ref<const std::string&>())) > 0) {
+      refs.cacheable = false;
+      return;
+    }
+  }
+  auto cte_map = node.find("cte_map");
+  if (cte_map != node.end() && cte_map->is_object()) {
+    auto map = cte_map->find("map");
+    if (map != cte_map->end() && map->is_array()) {
+      for (const Json& entry : *map) {
+        auto key = entry.find("key");
+        if (key != entry.end() && key->is_string()) {
+          refs.ctes.insert(Lower(key->get_ref<const std::string&>()));
+        }
+      }
+    }
+  }
+  for (const auto& [key, child] : node.items()) {
+    if (child.is_structured()) Walk(child, volatile_functions, refs);
+  }
+}
+
+}  // namespace
+
+std::string EncodeParameter(const engine::Value& value) {
+  struct Visitor {
+    std::string operator()(std::monostate) const { return "null"; }
+    std::string operator()(bool b) const { return b ? "bool:true" : "bool:false"; }
+    std::string operator()(int64_t i) const { return StrCat("int64:", i); }
+    std::string operator()(double d) const {
+      char text[64];
+      std::snprintf(text, sizeof(text), "double:%.17g", d);
+      return text;
+    }
+    std::string operator()(const std::string& s) const { return "text:" + s; }
+    std::string operator()(const engine::Blob& b) const { return "blob:" + b.bytes; }
+  };
+  return std::visit(Visitor{}, value);
+}
+
+Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
+                                                      const catalog::Catalog& catalog,
+                                                      const QueryRequest& request) {
+  BRIDGE_ASSIGN_OR_RETURN(std::set<std::string> volatile_functions, VolatileFunctions(session));
+  engine::Value text = request.sql;
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto stream, session.Query("SELECT json_serialize_sql($1::VARCHAR)", std::span(&text, 1)));
+  std::string serialized;
+  for (;;) {
+    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, stream->Next());
+    if (!batch.valid()) break;
+    const ArrowArray& column = *batch->children[0];
+    if (column.length < 1) continue;
+    const auto* offsets = static_cast<const int32_t*>(column.buffers[1]);
+    const char* chars = static_cast<const char*>(column.buffers[2]);
+    int64_t i = column.offset;
+    serialized.assign(chars + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
+  }
+  Json tree = Json::parse(serialized, nullptr, /*allow_exceptions=*/false);
+  if (tree.is_discarded() || tree.value("error", true)) return std::nullopt;
+  auto statements = tree.find("statements");
+  if (statements == tree.end() || !statements->is_array() || statements->size() != 1) {
+    return std::nullopt;
+  }
+  References refs;
+  Walk(*statements, volatile_functions, refs);
+  if (!refs.cacheable) return std::nullopt;
+  cache::CacheKey key;
+  key.sql = cache::NormalizeSql(request.sql);
+  for (const engine::Value& p : request.params) key.parameters.push_back(EncodeParameter(p));
+  key.output_options = StrCat("format=arrow;codec=", static_cast<int>(request.compression),
+                              ";limit=", request.limit ? StrCat(*request.limit) : "none");
+  for (const std::string& name : refs.tables) {
+    if (refs.ctes.count(name) > 0) continue;
+    std::optional<catalog::TableInfo> table = catalog.Table(name);
+    if (!table || !table->error.empty()) return std::nullopt;
+    // The fingerprint, not the catalog version: versions restart with the process, and
+    // entries outlive it.
+    key.tables.push_back({table->name, table->fingerprint});
+  }
+  return key;
+}
+
+}  // namespace bridge::http
