@@ -348,4 +348,17 @@ std::string ValueAt(const ArrowSchema& schema, const ArrowArray& array, int64_t 
   }
 }
 
+std::vector<std::string> Rows(const ArrowSchema& schema, const ArrowArray& batch) {
+  std::vector<std::string> rows;
+  for (int64_t r = 0; r < batch.length; ++r) {
+    std::string row;
+    for (int64_t c = 0; c < batch.n_children; ++c) {
+      row +=
+          (c > 0 ? " | " : "") + ValueAt(*schema.children[c], *batch.children[c], batch.offset + r);
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 }  // namespace bridge::ipc::test_arrays

@@ -133,4 +133,23 @@ std::string Hex(const void* data, int64_t size);
 std::string ValueAt(const ArrowSchema& schema, const ArrowArray& array, int64_t row,
                     std::string_view dictionary_prefix = "");
 
+// Returns the arguments moved into a vector (an initializer list cannot hold move-only
+// arrays and schemas).
+template <typename... T>
+std::vector<OwnedArray> Arrays(T... arrays) {
+  std::vector<OwnedArray> out;
+  (out.push_back(std::move(arrays)), ...);
+  return out;
+}
+template <typename... T>
+std::vector<OwnedSchema> Fields(T... fields) {
+  std::vector<OwnedSchema> out;
+  (out.push_back(std::move(fields)), ...);
+  return out;
+}
+
+// Returns every row of the record batch `batch` of `schema` as "v1 | v2 | ...", each value as
+// ValueAt writes it.
+std::vector<std::string> Rows(const ArrowSchema& schema, const ArrowArray& batch);
+
 }  // namespace bridge::ipc::test_arrays

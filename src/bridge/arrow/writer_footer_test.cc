@@ -15,26 +15,18 @@
 namespace bridge::ipc {
 namespace {
 
+using test_arrays::Arrays;
 using test_arrays::Batch;
 using test_arrays::Bits;
 using test_arrays::Bytes;
 using test_arrays::MakeArray;
+using test_arrays::Fields;
 using test_arrays::MakeSchema;
+using test_arrays::Rows;
 using test_arrays::Utf8;
 using test_arrays::ValueAt;
 using ::testing::ElementsAre;
 
-std::vector<OwnedArray> Arrays(auto... arrays) {
-  std::vector<OwnedArray> out;
-  (out.push_back(std::move(arrays)), ...);
-  return out;
-}
-
-std::vector<OwnedSchema> Fields(auto... fields) {
-  std::vector<OwnedSchema> out;
-  (out.push_back(std::move(fields)), ...);
-  return out;
-}
 
 // An int32, a utf8 and a dictionary-encoded utf8 column.
 OwnedSchema SmallSchema() {
@@ -52,18 +44,6 @@ OwnedArray SmallBatch(int32_t first, std::vector<std::optional<std::string>> dic
                                    Utf8(std::move(dictionary)))));
 }
 
-std::vector<std::string> Rows(const ArrowSchema& schema, const ArrowArray& batch) {
-  std::vector<std::string> rows;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    std::string row;
-    for (int64_t c = 0; c < batch.n_children; ++c) {
-      row +=
-          (c > 0 ? " | " : "") + ValueAt(*schema.children[c], *batch.children[c], batch.offset + r);
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
 
 std::string Bytes(const EncodedMessage& m) {
   std::string out = m.metadata;

@@ -23,11 +23,14 @@
 namespace bridge::ipc {
 namespace {
 
+using test_arrays::Arrays;
 using test_arrays::Batch;
 using test_arrays::Bits;
 using test_arrays::Bytes;
 using test_arrays::Chars;
+using test_arrays::Fields;
 using test_arrays::MakeSchema;
+using test_arrays::Rows;
 using test_arrays::MaybeBuffer;
 using test_arrays::Utf8;
 using test_arrays::ValueAt;
@@ -45,17 +48,6 @@ OwnedArray MakeArray(int64_t length, std::vector<MaybeBuffer> buffers,
                                 std::move(dictionary), offset, /*null_count=*/-1);
 }
 
-std::vector<OwnedArray> Arrays(auto... arrays) {
-  std::vector<OwnedArray> out;
-  (out.push_back(std::move(arrays)), ...);
-  return out;
-}
-
-std::vector<OwnedSchema> Fields(auto... fields) {
-  std::vector<OwnedSchema> out;
-  (out.push_back(std::move(fields)), ...);
-  return out;
-}
 
 OwnedSchema Columns(std::vector<OwnedSchema> fields) {
   return MakeSchema("+s", "", std::move(fields));
@@ -64,19 +56,6 @@ OwnedSchema Columns(std::vector<OwnedSchema> fields) {
 // ---------------------------------------------------------------------------------------
 // Reading values back, independently of the encoder
 
-// Every row of a record batch, one string per row.
-std::vector<std::string> Rows(const ArrowSchema& schema, const ArrowArray& batch) {
-  std::vector<std::string> rows;
-  for (int64_t r = 0; r < batch.length; ++r) {
-    std::string row;
-    for (int64_t c = 0; c < batch.n_children; ++c) {
-      row +=
-          (c > 0 ? " | " : "") + ValueAt(*schema.children[c], *batch.children[c], batch.offset + r);
-    }
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
 
 // ---------------------------------------------------------------------------------------
 // Walking written bytes

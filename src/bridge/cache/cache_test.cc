@@ -31,10 +31,12 @@ using ipc::EncodedMessage;
 using ipc::MessageType;
 using ipc::OwnedArray;
 using ipc::OwnedSchema;
+using ipc::test_arrays::Arrays;
 using ipc::test_arrays::Batch;
 using ipc::test_arrays::Bits;
 using ipc::test_arrays::Bytes;
 using ipc::test_arrays::MakeArray;
+using ipc::test_arrays::Fields;
 using ipc::test_arrays::MakeSchema;
 using ipc::test_arrays::Utf8;
 using ipc::test_arrays::ValueAt;
@@ -44,17 +46,6 @@ using ::testing::IsEmpty;
 // ---------------------------------------------------------------------------------------
 // Batches and their values
 
-std::vector<OwnedArray> Arrays(auto... arrays) {
-  std::vector<OwnedArray> out;
-  (out.push_back(std::move(arrays)), ...);
-  return out;
-}
-
-std::vector<OwnedSchema> Fields(auto... fields) {
-  std::vector<OwnedSchema> out;
-  (out.push_back(std::move(fields)), ...);
-  return out;
-}
 
 // An int32, a utf8 and a dictionary-encoded utf8 column.
 OwnedSchema SmallSchema() {
@@ -84,14 +75,7 @@ std::vector<std::string> ExpectedRows(int batches) {
 
 void AppendRows(const ArrowSchema& schema, const ArrowArray& batch,
                 std::vector<std::string>& rows) {
-  for (int64_t r = 0; r < batch.length; ++r) {
-    std::string row;
-    for (int64_t c = 0; c < batch.n_children; ++c) {
-      row +=
-          (c > 0 ? " | " : "") + ValueAt(*schema.children[c], *batch.children[c], batch.offset + r);
-    }
-    rows.push_back(std::move(row));
-  }
+  for (std::string& row : ipc::test_arrays::Rows(schema, batch)) rows.push_back(std::move(row));
 }
 
 // Every row of the entry's stream section, decoded by the IPC stream reader straight from
