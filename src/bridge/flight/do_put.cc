@@ -173,6 +173,7 @@ Status RunDoPut(ServerState& state, UploadCall& call) {
   BRIDGE_ASSIGN_OR_RETURN(TableClaim claim, TableClaim::Make(state, name));
   BRIDGE_ASSIGN_OR_RETURN(std::unique_ptr<UploadStream> upload,
                           UploadStream::Open(state, call, std::move(first)));
+  upload->set_confirm_end(true);  // a cancel must never commit what arrived before it
   BRIDGE_ASSIGN_OR_RETURN(PutTarget target, ResolveTarget(state, name, mode, *upload));
   upload->set_on_consumed([&call](int64_t rows) {
     call.TryWrite(MakePutResult(nlohmann::json{{"rows", rows}}.dump()));

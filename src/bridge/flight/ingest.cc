@@ -121,6 +121,15 @@ void UploadCall::AbortReads() {
   cv_.notify_all();
 }
 
+Status UploadCall::ConfirmEnd() {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, kCancelGrace, [this] { return reads_aborted_; });
+  if (reads_aborted_ || ctx_->IsCancelled()) {
+    return Cancelled("flight: the upload was cancelled");
+  }
+  return OkStatus();
+}
+
 void UploadCall::SetCancelHook(std::function<void()> hook) {
   std::lock_guard lock(hook_mu_);
   cancel_hook_ = std::move(hook);
@@ -207,6 +216,7 @@ Result<ipc::OwnedArray> UploadStream::Next() {
   while (!ended_) {
     BRIDGE_ASSIGN_OR_RETURN(std::optional<DecodedFlightData> message, ReadMessage());
     if (!message) {
+      if (confirm_end_) BRIDGE_RETURN_NOT_OK(call_.ConfirmEnd());
       ended_ = true;
       break;
     }

@@ -13,6 +13,7 @@
 // and DuckDB takes them over with duckdb_data_chunk_from_arrow.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -89,6 +90,14 @@ class UploadCall final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
   // Makes a blocked Read() and every later one return Cancelled. Any thread.
   void AbortReads();
 
+  // After Read() returned the end of the upload: returns Cancelled if that end was in fact
+  // the client cancelling the call. gRPC fails the pending read of a cancelled call before
+  // (or after) it calls OnCancel, and a failed read looks like a half-close, so this waits
+  // up to kCancelGrace for OnCancel (or IsCancelled) before calling the end genuine. For
+  // what must not commit a cancelled upload (DoPut).
+  Status ConfirmEnd();
+  static constexpr std::chrono::milliseconds kCancelGrace{100};
+
   // Sets the function OnCancel calls (e.g. Session::Cancel); an empty one removes it. The
   // function must stay callable until it is removed.
   void SetCancelHook(std::function<void()> hook);
@@ -143,6 +152,10 @@ class UploadStream final : public engine::InputStream {
   // far (all consumed by then): DoPut's acknowledgements.
   void set_on_consumed(std::function<void(int64_t rows)> f) { on_consumed_ = std::move(f); }
 
+  // Makes the end of the upload wait for UploadCall::ConfirmEnd (DoPut: a cancelled upload
+  // must not look complete).
+  void set_confirm_end(bool confirm) { confirm_end_ = confirm; }
+
   int64_t rows() const { return rows_; }
   int64_t batches() const { return batches_; }
 
@@ -160,6 +173,7 @@ class UploadStream final : public engine::InputStream {
   int64_t rows_ = 0;
   int64_t batches_ = 0;
   bool ended_ = false;
+  bool confirm_end_ = false;
 };
 
 // Returns OK if `name` may name an uploaded table: 1 to 255 bytes of ASCII letters, digits
