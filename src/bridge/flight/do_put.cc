@@ -70,13 +70,9 @@ bool IsParquetFile(const fs::path& path) {
   return ext == ".parquet" && fs::symlink_status(path, ec).type() == fs::file_type::regular;
 }
 
-std::string ColumnsText(const std::vector<catalog::ColumnInfo>& columns) {
-  std::string out;
-  for (const auto& c : columns) out += StrCat(out.empty() ? "" : ", ", c.name, " ", c.type);
-  return out;
-}
-
-std::string ColumnsText(const std::vector<engine::ColumnType>& columns) {
+// "name TYPE, name TYPE, ..." of catalog::ColumnInfo or engine::ColumnType columns.
+template <typename Column>
+std::string ColumnsText(const std::vector<Column>& columns) {
   std::string out;
   for (const auto& c : columns) out += StrCat(out.empty() ? "" : ", ", c.name, " ", c.type);
   return out;

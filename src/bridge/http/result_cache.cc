@@ -18,29 +18,35 @@ std::string Lower(std::string_view text) {
   return out;
 }
 
-// Names of the functions whose result may differ between two runs of the same query, read
-// once from DuckDB (its function list is fixed: extensions cannot be loaded).
-Result<std::set<std::string>> VolatileFunctions(engine::Session& session) {
-  static std::mutex mu;
-  static std::optional<std::set<std::string>> names;
-  std::lock_guard lock(mu);
-  if (names) return *names;
-  BRIDGE_ASSIGN_OR_RETURN(
-      auto stream, session.Query("SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
-                                 "WHERE stability IS DISTINCT FROM 'CONSISTENT'"));
-  std::set<std::string> out;
+// Returns every value of the first column (VARCHAR, no nulls) of `stream`, in order.
+Result<std::vector<std::string>> TextColumn(engine::BatchStream& stream) {
+  std::vector<std::string> out;
   for (;;) {
-    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, stream->Next());
-    if (!batch.valid()) break;
+    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, stream.Next());
+    if (!batch.valid()) return out;
     const ArrowArray& column = *batch->children[0];
     const auto* offsets = static_cast<const int32_t*>(column.buffers[1]);
     const char* chars = static_cast<const char*>(column.buffers[2]);
     for (int64_t i = column.offset; i < column.offset + column.length; ++i) {
-      out.emplace(chars + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
+      out.emplace_back(chars + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
     }
   }
-  names = std::move(out);
-  return *names;
+}
+
+// Names of the functions whose result may differ between two runs of the same query, read
+// once from DuckDB (its function list is fixed: extensions cannot be loaded). The set lives
+// as long as the process.
+Result<const std::set<std::string>*> VolatileFunctions(engine::Session& session) {
+  static std::mutex mu;
+  static std::optional<std::set<std::string>> names;
+  std::lock_guard lock(mu);
+  if (names) return &*names;
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto stream, session.Query("SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+                                 "WHERE stability IS DISTINCT FROM 'CONSISTENT'"));
+  BRIDGE_ASSIGN_OR_RETURN(std::vector<std::string> list, TextColumn(*stream));
+  names.emplace(list.begin(), list.end());
+  return &*names;
 }
 
 // What the walk over the parse tree found.
@@ -124,21 +130,14 @@ std::string EncodeParameter(const engine::Value& value) {
 Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
                                                       const catalog::Catalog& catalog,
                                                       const QueryRequest& request) {
-  BRIDGE_ASSIGN_OR_RETURN(std::set<std::string> volatile_functions, VolatileFunctions(session));
+  BRIDGE_ASSIGN_OR_RETURN(const std::set<std::string>* volatile_functions,
+                          VolatileFunctions(session));
   engine::Value text = request.sql;
   BRIDGE_ASSIGN_OR_RETURN(
       auto stream, session.Query("SELECT json_serialize_sql($1::VARCHAR)", std::span(&text, 1)));
-  std::string serialized;
-  for (;;) {
-    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, stream->Next());
-    if (!batch.valid()) break;
-    const ArrowArray& column = *batch->children[0];
-    if (column.length < 1) continue;
-    const auto* offsets = static_cast<const int32_t*>(column.buffers[1]);
-    const char* chars = static_cast<const char*>(column.buffers[2]);
-    int64_t i = column.offset;
-    serialized.assign(chars + offsets[i], static_cast<size_t>(offsets[i + 1] - offsets[i]));
-  }
+  BRIDGE_ASSIGN_OR_RETURN(std::vector<std::string> rows, TextColumn(*stream));
+  if (rows.size() != 1) return std::nullopt;
+  const std::string& serialized = rows[0];
   Json tree = Json::parse(serialized, nullptr, /*allow_exceptions=*/false);
   if (tree.is_discarded() || tree.value("error", true)) return std::nullopt;
   auto statements = tree.find("statements");
@@ -146,7 +145,7 @@ Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
     return std::nullopt;
   }
   References refs;
-  Walk(*statements, volatile_functions, refs);
+  Walk(*statements, *volatile_functions, refs);
   if (!refs.cacheable) return std::nullopt;
   cache::CacheKey key;
   key.sql = cache::NormalizeSql(request.sql);
