@@ -49,7 +49,7 @@ ASAN_TESTS := bad_input_test reader_test golden_test http_core_test auth_test fl
 test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan --target $(ASAN_TESTS)
-	ctest --preset asan -R 'BadInputTest|ReaderTest|ReaderGoldenTest|GoldenTest|GoldenFilesTest|ParseQuery|NegotiateFormat|PercentDecode|RequestFuzz|RowsQuery|ErrorBody|Token|Base64|UsersFile|Authenticator|Password|FlightDataCodec|FlightStatus|Ticket|QueryWithInput|WriteParquet|DescribeSchema|CacheTest|NormalizeSql|DigestKey|EntryId|WriteEncodedMessage|ReadFileFooter'
+	ctest --preset asan -R 'BadInputTest|ReaderTest|ReaderGoldenTest|GoldenTest|GoldenFilesTest|ParseQuery|NegotiateFormat|PercentDecode|RequestFuzz|RowsQuery|ErrorBody|Token|Base64|UsersFile|Authenticator|Password|FlightDataCodec|FlightStatus|Ticket|QueryWithInput|WriteParquet|DescribeSchema|CacheTest|NormalizeSql|DigestKey|EntryId|WriteEncodedMessage|ReadFileFooter|OpenDataFile|ParseRange|PlanFileResponse|FilesTest'
 
 fuzz: bootstrap
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz

@@ -86,6 +86,10 @@ Status Unimplemented(const Args&... args) {
   return absl::UnimplementedError(StrCat(args...));
 }
 template <typename... Args>
+Status OutOfRange(const Args&... args) {
+  return absl::OutOfRangeError(StrCat(args...));
+}
+template <typename... Args>
 Status IoError(const Args&... args) {
   return absl::UnavailableError(StrCat(args...));
 }

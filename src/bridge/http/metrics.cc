@@ -56,8 +56,10 @@ void HttpMetrics::Request(std::string_view route, int status, double seconds) {
   durations_.Add({{"route", std::string(route)}}, LatencyBuckets()).Observe(seconds);
 }
 
-void HttpMetrics::BytesOut(OutputFormat f, uint64_t bytes) {
-  bytes_out_.Add({{"format", std::string(FormatName(f))}}).Increment(static_cast<double>(bytes));
+void HttpMetrics::BytesOut(OutputFormat f, uint64_t bytes) { BytesOut(FormatName(f), bytes); }
+
+void HttpMetrics::BytesOut(std::string_view format_label, uint64_t bytes) {
+  bytes_out_.Add({{"format", std::string(format_label)}}).Increment(static_cast<double>(bytes));
 }
 
 void HttpMetrics::RowsOut(OutputFormat f, uint64_t rows) {

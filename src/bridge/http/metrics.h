@@ -39,8 +39,9 @@ class HttpMetrics {  // thread-safe
   // path) answered with `status` after `seconds`.
   void Request(std::string_view route, int status, double seconds);  // counter + histogram
   void BytesOut(OutputFormat f, uint64_t bytes);  // bridge_http_response_bytes_total{format}
-  void RowsOut(OutputFormat f, uint64_t rows);    // bridge_http_rows_total{format}
-  void ArrowBytesCopied(uint64_t bytes);          // bridge_http_arrow_bytes_copied_total
+  void BytesOut(std::string_view format_label, uint64_t bytes);  // "file" for /files
+  void RowsOut(OutputFormat f, uint64_t rows);                   // bridge_http_rows_total{format}
+  void ArrowBytesCopied(uint64_t bytes);  // bridge_http_arrow_bytes_copied_total
   // bridge_http_cache_lookups_total{result}: hit, miss, refresh, uncacheable.
   void CacheLookup(std::string_view result);
   // bridge_http_queries_cancelled_total{reason="disconnect|timeout|shutdown"}

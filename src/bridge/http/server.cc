@@ -30,6 +30,7 @@
 #include "bridge/engine/engine.h"
 #include "bridge/format/row_writer.h"
 #include "bridge/http/errors.h"
+#include "bridge/http/files.h"
 #include "bridge/http/metrics.h"
 #include "bridge/http/request.h"
 #include "bridge/http/result_cache.h"
@@ -199,6 +200,7 @@ struct QueryJob {
   uint64_t file_size = 0;         // where they end
   uint64_t file_offset = 0;       // the next byte to send
   std::vector<char> file_buffer;  // TLS: sendfile cannot encrypt
+  std::string bytes_label;        // metrics' format label of a file response ("" = a query's)
 
   // Any thread.
   std::mutex mu;
@@ -302,12 +304,23 @@ class ServerCore {
   void Shutdown(std::chrono::milliseconds grace);
 };
 
-enum class Route { kQuery, kTables, kTable, kRows, kHealth, kMetrics, kToken, kNone };
+enum class Route {
+  kQuery,
+  kTables,
+  kTable,
+  kRows,
+  kHealth,
+  kMetrics,
+  kToken,
+  kFiles,
+  kResults,
+  kNone
+};
 
 struct RouteInfo {
   Route route = Route::kNone;
   std::string label = "other";  // metric label: the pattern, never the raw path
-  std::string table;            // {name}
+  std::string table;            // {name}; /files/{path}: the encoded path; /results/{id}
   const char* allow = "";
 };
 
@@ -323,6 +336,13 @@ Result<RouteInfo> MatchRoute(std::string_view path) {
     info = {Route::kMetrics, "/metrics", "", "GET, OPTIONS"};
   } else if (path == "/auth/token") {
     info = {Route::kToken, "/auth/token", "", "POST, OPTIONS"};
+  } else if (path.starts_with("/files/")) {
+    // Decoded and checked by OpenDataFile (which tells a bad escape from a missing file).
+    info = {Route::kFiles, "/files/{path}", std::string(path.substr(7)), "GET, HEAD, OPTIONS"};
+  } else if (path.starts_with("/results/")) {
+    std::string_view id = path.substr(9);
+    if (id.empty() || id.find('/') != std::string_view::npos) return info;
+    info = {Route::kResults, "/results/{id}", std::string(id), "GET, HEAD, OPTIONS"};
   } else if (path.starts_with("/tables/")) {
     std::string_view rest = path.substr(8);
     bool rows = false;
@@ -347,6 +367,9 @@ bool MethodAllowed(Route route, bhttp::verb method) {
       return method == bhttp::verb::get || method == bhttp::verb::post;
     case Route::kToken:
       return method == bhttp::verb::post;
+    case Route::kFiles:
+    case Route::kResults:
+      return method == bhttp::verb::get || method == bhttp::verb::head;
     default:
       return method == bhttp::verb::get;
   }
@@ -586,6 +609,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         return Rows(info.table, *params);
       case Route::kQuery:
         return Query(*params);
+      case Route::kFiles:
+        return ServeDataFile(info.table);
+      case Route::kResults:
+        return ServeResult(info.table);
       default:
         return SendError(404, StatusCode::kNotFound, "not_found", "http: no route");
     }
@@ -717,9 +744,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
   void SendBody(int status, std::string_view content_type, std::string body) {
     status_ = status;
-    out_ = ResponseHead(status, content_type,
-                        status == 204 ? std::nullopt : std::optional<uint64_t>(body.size()), false,
-                        keep_alive_, extra_headers_);
+    out_ = ResponseHead(
+        status, content_type,
+        status == 204 || status == 304 ? std::nullopt : std::optional<uint64_t>(body.size()), false,
+        keep_alive_, extra_headers_);
     out_ += body;
     Lowest().expires_after(core_.options.idle_timeout);
     asio::async_write(stream_, asio::buffer(out_),
@@ -831,8 +859,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         // sendfile sends the bytes as they are on disk: check them first (once per entry).
         Status verified = entry->VerifyAll();
         if (verified.ok()) {
+          job.cache_header =
+              StrCat("X-Bridge-Cache: hit\r\nX-Bridge-Result-Id: ", entry->id(), "\r\n");
           job.cached = std::move(entry);
-          job.cache_header = "X-Bridge-Cache: hit\r\n";
           core_.metrics.CacheLookup("hit");
           return true;
         }
@@ -879,6 +908,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
               core_.services.cache->BeginWrite(*job.cache_key, job.stream->schema(), encode);
           if (writer.ok()) {
             job.cache_writer = std::move(writer).value();
+            // The id names the file once the response is complete (404 before, or if the
+            // entry is abandoned).
+            job.cache_header += StrCat("X-Bridge-Result-Id: ", job.cache_writer->id(), "\r\n");
           } else if (writer.status().code() != StatusCode::kAlreadyExists) {
             spdlog::warn("http: not caching a result: {}", std::string(writer.status().message()));
           }
@@ -1122,7 +1154,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     job->file_start = 0;
     job->file_size = static_cast<uint64_t>(info.st_size);
-    SendFileRange(job, "");
+    SendQueryFile(job, "");
   }
 
   // ---- A cached Arrow result: the stream section of its file, with sendfile ----
@@ -1136,13 +1168,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     ipc::ByteRange range = job->cached->stream_range();
     job->file_start = static_cast<uint64_t>(range.offset);
     job->file_size = static_cast<uint64_t>(range.offset + range.length);
-    SendFileRange(job, job->cache_header);
+    SendQueryFile(job, job->cache_header);
   }
 
-  // Sends bytes [file_start, file_size) of job->file_fd as the whole response body, with a
-  // Content-Length.
-  void SendFileRange(const std::shared_ptr<QueryJob>& job, std::string_view headers) {
-    job->file_offset = job->file_start;
+  // A query result in a file (Parquet, a cached Arrow stream): 200 with the whole range.
+  void SendQueryFile(const std::shared_ptr<QueryJob>& job, std::string_view headers) {
     const uint64_t length = job->file_size - job->file_start;
     if (core_.options.max_result_bytes > 0 &&
         length > static_cast<uint64_t>(core_.options.max_result_bytes)) {
@@ -1152,7 +1182,94 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                             " bytes (max_result_bytes)"),
           413);
     }
-    job->head = ResponseHead(200, ContentTypeOf(job->request.format), length, false, keep_alive_,
+    SendFileRange(job, 200, ContentTypeOf(job->request.format), headers);
+  }
+
+  // ---- Whole files: /files/{path} (the data folder), /results/{id} (cached results) ----
+
+  void ServeDataFile(const std::string& encoded) {
+    auto file = OpenDataFile(core_.services.db->options().data_dir, encoded);
+    if (!file.ok()) return SendStatus(HttpStatusOf(file.status()), file.status());
+    SendFileResponse(std::move(file->fd), static_cast<uint64_t>(file->info.st_size),
+                     FileETag(file->info), ContentTypeOfFile(file->relative), "file", "");
+  }
+
+  void ServeResult(const std::string& id) {
+    if (core_.services.cache == nullptr) {
+      return SendStatus(404, NotFound("http: the result cache is off on this server"));
+    }
+    // Verifying hashes the file once per process: on the pool, not on an I/O thread.
+    asio::post(core_.pool, [self = this->shared_from_this(), id] {
+      std::shared_ptr<const cache::Entry> entry = self->core_.services.cache->FindById(id);
+      Status verified = entry != nullptr ? entry->VerifyAll() : OkStatus();
+      if (!verified.ok()) {
+        spdlog::warn("http: cached result {} is corrupt ({}); evicted", id,
+                     std::string(verified.message()));
+        entry.reset();
+      }
+      asio::post(self->stream_.get_executor(), [self, id, entry = std::move(entry)] {
+        if (entry == nullptr) {
+          return self->SendStatus(
+              404, NotFound("http: no cached result '", id, "' (evicted, expired or never made)"));
+        }
+        FileHandle fd(::fcntl(entry->fd(), F_DUPFD_CLOEXEC, 0));
+        if (fd.get() < 0) {
+          return self->SendStatus(
+              500, Internal("http: cannot use the cached result: ", std::strerror(errno)));
+        }
+        self->SendFileResponse(
+            std::move(fd), static_cast<uint64_t>(entry->file_size()), entry->etag(),
+            "application/vnd.apache.arrow.file", "arrow",
+            StrCat("Content-Disposition: attachment; filename=\"", id,
+                   ".arrow\"\r\nCache-Control: private, max-age=31536000, immutable\r\n"));
+      });
+    });
+  }
+
+  // Answers GET/HEAD of a whole file with its ETag, If-None-Match (304) and one Range (206,
+  // or 416), sending the bytes with sendfile. `label` is the metrics' format label.
+  void SendFileResponse(FileHandle fd, uint64_t size, const std::string& etag,
+                        std::string_view content_type, std::string_view label,
+                        std::string_view headers) {
+    FileRequest conditions{Header(bhttp::field::range), Header(bhttp::field::if_range),
+                           Header(bhttp::field::if_none_match)};
+    FilePlan plan = PlanFileResponse(conditions, size, etag);
+    extra_headers_ += plan.headers;
+    extra_headers_ += headers;
+    if (plan.status == 304) return SendBody(304, "", "");
+    if (plan.status == 416) {
+      return SendStatus(416, OutOfRange("http: the range is outside the file (", size, " bytes)"));
+    }
+    if (parser_->get().method() == bhttp::verb::head) {
+      status_ = plan.status;
+      out_ = ResponseHead(plan.status, content_type, plan.span.end - plan.span.begin, false,
+                          keep_alive_, extra_headers_);
+      Lowest().expires_after(core_.options.idle_timeout);
+      return asio::async_write(stream_, asio::buffer(out_),
+                               [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                                 self->FinishRequest(!ec);
+                               });
+    }
+    auto job = std::make_shared<QueryJob>();
+    job->released = true;  // no query, no slot
+    job->done = true;
+    job->started = started_;
+    job->file_fd = fd.release();
+    job->file_start = plan.span.begin;
+    job->file_size = plan.span.end;
+    job->bytes_label = std::string(label);
+    job_ = job;
+    SendFileRange(job, plan.status, content_type, "");
+  }
+
+  // Sends bytes [file_start, file_size) of job->file_fd as the whole response body, with a
+  // Content-Length.
+  void SendFileRange(const std::shared_ptr<QueryJob>& job, int status,
+                     std::string_view content_type, std::string_view headers) {
+    job->file_offset = job->file_start;
+    const uint64_t length = job->file_size - job->file_start;
+    status_ = status;
+    job->head = ResponseHead(status, content_type, length, false, keep_alive_,
                              extra_headers_ + std::string(headers));
     job->header_sent = true;
     Lowest().expires_after(core_.options.idle_timeout);
@@ -1165,7 +1282,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
   void SendFilePart(const std::shared_ptr<QueryJob>& job) {
     if (job->file_offset >= job->file_size) {
-      core_.metrics.BytesOut(job->request.format, job->file_size - job->file_start);
+      if (job->bytes_label.empty()) {
+        core_.metrics.BytesOut(job->request.format, job->file_size - job->file_start);
+      } else {
+        core_.metrics.BytesOut(job->bytes_label, job->file_size - job->file_start);
+      }
       job->bytes_sent = job->file_size - job->file_start;
       return OnWritten(job, {});
     }
