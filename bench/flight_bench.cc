@@ -8,8 +8,9 @@
 //   DoGet, parallel     the table as a plan of one endpoint per core, fetched in parallel
 //   DoGet, protobuf     one stream through the generated FlightData serializer (data_body
 //                       copied into a protobuf `bytes` field): the path zero-copy avoids
-//   DoGet, generated    data DuckDB generates (range(), no file scan), one stream: the
-//                       closest to a result held in memory until the result cache exists
+//   DoGet, generated    data DuckDB generates (range(), no file scan), one stream
+//   DoGet, cached       the same query answered from the result cache: FlightData bodies
+//                       are slices of the cached file's mapping (no query, no encoding)
 //   DoPut               the result uploaded back as a new Parquet table (rows/s)
 //
 // Prints a Markdown table (bench/run puts it in bench/results/latest.md). Each row is the
@@ -17,6 +18,8 @@
 // bench/run in the same run) each throughput is also given as a share of that limit.
 //
 // Run: build/release/bench/flight_bench --data build/bench-data [--runs 3] [--loopback-gbps G]
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "bridge/arrow/encoder.h"
+#include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/engine/engine.h"
 #include "bridge/flight/client/client.h"
@@ -99,15 +103,16 @@ struct ServerUnderTest {
 };
 
 ServerUnderTest Serve(engine::Database& db, catalog::Catalog& catalog, int endpoints,
-                      bool copy_body) {
+                      bool copy_body, cache::Cache* cache = nullptr, int64_t batch_bytes = 0) {
   flight::FlightServerOptions options;
   options.host = "127.0.0.1";
   options.port = 0;
   options.endpoints = endpoints;
   options.copy_body = copy_body;
   options.query_threads = 4;
+  options.batch_bytes = batch_bytes;
   ServerUnderTest s;
-  s.server = Check(flight::FlightServer::Start(options, {&db, &catalog, nullptr, nullptr}));
+  s.server = Check(flight::FlightServer::Start(options, {&db, &catalog, nullptr, nullptr, cache}));
   fc::ClientOptions client_options;
   client_options.max_message_bytes = -1;
   s.client = Check(fc::Client::Connect(StrCat("grpc://127.0.0.1:", s.server->port()),
@@ -192,6 +197,29 @@ int Main(int argc, char** argv) {
     rows.push_back({"DoGet, one stream, generated protobuf (body copied)",
                     Best(runs, [&] { return Fetch(s, fc::Descriptor::Sql(sql), false); })});
   }
+  // From the result cache: the entry holds the messages the first DoGet sent, so its batch
+  // size is the live query's (DuckDB's 2048-row chunks by default, or coalesced).
+  auto from_cache = [&](int64_t batch_bytes) {
+    Measure cached;
+    const std::filesystem::path cache_dir =
+        std::filesystem::temp_directory_path() / StrCat("flight_bench_cache_", ::getpid());
+    cache::CacheOptions cache_options;
+    cache_options.dir = cache_dir;
+    cache_options.max_bytes = int64_t{4} << 30;
+    auto result_cache = Check(cache::Cache::Open(cache_options));
+    {
+      ServerUnderTest s = Serve(*db, *catalog, 1, false, result_cache.get(), batch_bytes);
+      Fetch(s, fc::Descriptor::Sql(sql), false);  // the miss writes the entry
+      if (s.server->stats().results_cached != 1) Die(Internal("the result was not cached"));
+      cached = Best(runs, [&] { return Fetch(s, fc::Descriptor::Sql(sql), false); });
+      if (s.server->stats().results_from_cache != runs) Die(Internal("cache hits missing"));
+    }
+    result_cache.reset();
+    std::filesystem::remove_all(cache_dir);
+    return cached;
+  };
+  const Measure cached = from_cache(0);
+  const Measure cached_coalesced = from_cache(int64_t{4} << 20);
   Measure generated_alone = Best(runs, [&] { return Scan(*db, generated, true); });
   Measure generated_get;
   {
@@ -239,6 +267,8 @@ int Main(int argc, char** argv) {
                     : "-");
   };
   for (const Row& r : rows) print(r.what, r.m);
+  print("DoGet from the result cache, one stream (slices of the file's mapping)", cached);
+  print("DoGet from the result cache, entry written with --batch-bytes 4 MiB", cached_coalesced);
   print("DuckDB generates 20M rows x 4 columns + encode (in process)", generated_alone);
   print("DoGet of those generated rows, one stream", generated_get);
   print("DoPut of the trips result (new Parquet table)", put);

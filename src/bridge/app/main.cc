@@ -373,6 +373,7 @@ int RunServe(const Overrides& flags) {
   flight_services.catalog = opened->catalog.get();
   flight_services.auth = (*authenticator)->enabled() ? authenticator->get() : nullptr;
   flight_services.registry = &registry;
+  flight_services.cache = result_cache.get();
   // Flight uses the same certificate and key as HTTPS; with tls.client_ca it also requires
   // client certificates (mutual TLS).
   flight_options.tls_cert_file = config->tls_cert.string();

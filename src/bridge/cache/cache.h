@@ -166,6 +166,13 @@ class Entry {
   std::weak_ptr<internal::CacheState> cache_;
 };
 
+// Message `i` of a pinned entry as an EncodedMessage, for transports that send messages
+// one by one (Flight's FlightData): the metadata is copied (a few hundred bytes), the body
+// points into the mapping and keep_alive pins the entry until the last holder lets go.
+// Unverified: call VerifyMessage(i) first. An empty message (kSchema, no bytes) for a bad
+// index.
+ipc::EncodedMessage MessageOf(const std::shared_ptr<const Entry>& entry, size_t i);
+
 class EntryWriter;
 
 // The cache. Thread-safe: every method may be called from any thread; entries and writers

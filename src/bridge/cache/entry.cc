@@ -130,3 +130,24 @@ Status Entry::VerifyAll() const {
 }
 
 }  // namespace bridge::cache
+
+namespace bridge::cache {
+
+ipc::EncodedMessage MessageOf(const std::shared_ptr<const Entry>& entry, size_t i) {
+  ipc::EncodedMessage out;
+  const std::span<const CachedMessage> messages = entry->messages();
+  if (i >= messages.size()) return out;
+  const CachedMessage& m = messages[i];
+  const std::span<const uint8_t> bytes = entry->MessageBytes(i);
+  out.type = m.type;
+  out.metadata.assign(reinterpret_cast<const char*>(bytes.data()),
+                      static_cast<size_t>(m.metadata_length));
+  out.flatbuffer_size = static_cast<size_t>(m.flatbuffer_length);
+  const std::span<const uint8_t> body = entry->MessageBody(i);
+  if (!body.empty()) out.body.push_back({body.data(), body.size()});
+  out.body_length = m.body_length;
+  out.keep_alive = entry;
+  return out;
+}
+
+}  // namespace bridge::cache

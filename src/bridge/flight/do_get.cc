@@ -1,9 +1,18 @@
 // DoGet: the ticket's query streamed as FlightData, one message per IPC message (a record
 // batch above options.max_message_bytes as several messages of fewer rows).
+#include "bridge/cache/cache.h"
+#include "bridge/cache/result_key.h"
 #include "bridge/flight/server_internal.h"
+#include "spdlog/spdlog.h"
 
 namespace bridge::flight {
 namespace {
+
+// What changes the bytes of a DoGet result besides the query: the message cap (batches are
+// sliced to fit it). Flight entries are kept apart from HTTP's, whose batches are not cut.
+std::string CacheOutputOptions(const FlightServerOptions& options) {
+  return StrCat("flight;max_message_bytes=", options.max_message_bytes);
+}
 
 // An upper bound of the FlightData size of `m`: data_header and data_body with their tags
 // and length varints (1 + 5 and 2 + 5 bytes at most).
@@ -164,6 +173,10 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       session_ = std::move(session).value();
     }
     if (cancelled_.load()) return Conclude(Cancelled("flight: DoGet cancelled"));
+    if (LookUpCache()) {
+      state_.ticker.Add(this);
+      return Fetch();
+    }
     // Prepare first and send the schema at once: executing may take long (DuckDB runs
     // blocking operators such as aggregates before it returns), and keep-alives may only
     // follow the schema.
@@ -179,8 +192,49 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     Result<ipc::EncodedMessage> message = encoder_->EncodeSchema();
     if (!message.ok()) return Conclude(message.status());
     pending_.push_back(std::move(message).value());
+    if (cache_key_) {
+      // A miss: the messages sent also go to a new entry (committed at the end).
+      auto writer = state_.services.cache->BeginWrite(*cache_key_, **schema);
+      if (writer.ok()) {
+        cache_writer_ = std::move(writer).value();
+      } else if (writer.status().code() != StatusCode::kAlreadyExists) {
+        spdlog::warn("flight: not caching a result: {}", std::string(writer.status().message()));
+      }
+    }
     state_.ticker.Add(this);
     Fetch();
+  }
+
+  // With a result cache and a query whose result may be cached: computes its key and looks
+  // it up. Returns true on a hit whose schema message verifies; the batches are then
+  // verified one by one as they are sent (a mismatch ends the call with DATA_LOSS; the entry
+  // is gone, so the client's retry runs the query). A corrupt schema is a miss.
+  bool LookUpCache() {
+    cache::Cache* cache = state_.services.cache;
+    if (cache == nullptr) return false;
+    Result<std::optional<cache::CacheKey>> key = cache::ResultKey(
+        *session_, *state_.services.catalog, sql_, {}, CacheOutputOptions(state_.options));
+    if (!key.ok() || !*key) return false;
+    cache_key_ = std::move(**key);
+    std::shared_ptr<const cache::Entry> entry = cache->Lookup(*cache_key_);
+    if (entry == nullptr) return false;
+    Status verified = entry->VerifyMessage(0);
+    if (!verified.ok()) {
+      spdlog::warn("flight: cached result {} is corrupt ({}); running the query", entry->id(),
+                   std::string(verified.message()));
+      return false;
+    }
+    cached_ = std::move(entry);
+    state_.results_from_cache.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  // The next message of the cached entry into pending_; false at its end.
+  Result<bool> NextCachedMessage() {
+    if (next_cached_ >= cached_->messages().size()) return false;
+    BRIDGE_RETURN_NOT_OK(cached_->VerifyMessage(next_cached_));
+    pending_.push_back(cache::MessageOf(cached_, next_cached_++));
+    return true;
   }
 
   // Runs the prepared statement (on the first fetch after the schema).
@@ -201,6 +255,12 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     for (;;) {
       while (pending_.empty()) {
         if (cancelled_.load()) return Conclude(Cancelled("flight: DoGet cancelled"));
+        if (cached_ != nullptr) {
+          Result<bool> more = NextCachedMessage();
+          if (!more.ok()) return Conclude(more.status());
+          if (!*more) return Conclude(OkStatus());
+          continue;
+        }
         if (stream_ == nullptr) {
           Status executed = Execute();
           if (!executed.ok()) return Conclude(executed);
@@ -212,6 +272,8 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
         Status encoded = EncodeBatch(std::move(*batch));
         if (!encoded.ok()) return Conclude(encoded);
       }
+      // The tee: on failure (too big, disk full) the writer abandons the entry; the call goes on.
+      if (cache_writer_ && !cache_writer_->Write(pending_.front()).ok()) cache_writer_.reset();
       EncodeResult encoded;
       if (state_.options.copy_body) {
         encoded = EncodeThroughProtobuf(pending_.front());
@@ -302,6 +364,17 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   // the keep-alive write in flight completes).
   void Conclude(const Status& status) {
     pending_.clear();
+    if (cache_writer_ && status.ok()) {
+      auto committed = cache_writer_->Commit();
+      if (committed.ok()) {
+        state_.results_cached.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        spdlog::warn("flight: caching a result failed: {}",
+                     std::string(committed.status().message()));
+      }
+    }
+    cache_writer_.reset();  // an error or a cancel abandons the entry
+    cached_.reset();        // messages in flight keep their own pins
     encoder_.reset();
     stream_.reset();
     prepared_.reset();
@@ -339,6 +412,12 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   std::unique_ptr<engine::BatchStream> stream_;
   std::unique_ptr<ipc::RecordBatchEncoder> encoder_;
   std::deque<ipc::EncodedMessage> pending_;
+  // Result cache: the key (a cacheable query), the entry being sent (a hit) and the next
+  // message of it, or the entry being written (a miss).
+  std::optional<cache::CacheKey> cache_key_;
+  std::shared_ptr<const cache::Entry> cached_;
+  size_t next_cached_ = 0;
+  std::unique_ptr<cache::EntryWriter> cache_writer_;
 
   std::mutex mu_;  // guards the flags below, ready_, and out_ while no write is in flight
   bool fetching_ = false;

@@ -11,6 +11,7 @@
 
 #include "Flight.grpc.pb.h"
 #include "bridge/auth/auth.h"
+#include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
@@ -30,6 +31,7 @@ struct TestServer {
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<auth::Authenticator> auth;
   prometheus::Registry registry;
+  std::unique_ptr<cache::Cache> cache;  // with_cache: a result cache in dir/results
   std::unique_ptr<FlightServer> server;
 
   // Returns the value of the counter family `name` (-1 if absent).
@@ -45,7 +47,7 @@ struct TestServer {
 // start. Returns null (after a failed EXPECT) when something cannot start.
 std::unique_ptr<TestServer> StartServer(
     bool with_users = false, std::chrono::milliseconds keepalive = std::chrono::seconds(5),
-    const std::function<void(FlightServerOptions&)>& configure = {});
+    const std::function<void(FlightServerOptions&)>& configure = {}, bool with_cache = false);
 
 protocol::FlightDescriptor Path(std::vector<std::string> path);
 protocol::FlightDescriptor Sql(const std::string& sql);

@@ -285,6 +285,7 @@ TEST(FlightStatusTest, MapsEveryCodeOnce) {
   EXPECT_EQ(ToGrpcStatus(Unimplemented("x")).error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(ToGrpcStatus(IoError("x")).error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(ToGrpcStatus(Internal("x")).error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(ToGrpcStatus(absl::DataLossError("x")).error_code(), grpc::StatusCode::DATA_LOSS);
 }
 
 }  // namespace

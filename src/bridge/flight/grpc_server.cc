@@ -39,6 +39,9 @@ grpc::Status ToGrpcStatus(const Status& status) {
     case StatusCode::kUnimplemented:
       code = grpc::StatusCode::UNIMPLEMENTED;
       break;
+    case StatusCode::kDataLoss:  // e.g. a cached result whose checksum does not match
+      code = grpc::StatusCode::DATA_LOSS;
+      break;
     default:
       break;
   }
@@ -345,6 +348,8 @@ FlightStats FlightServer::stats() const {
   out.body_bytes_sent = impl_->state->body_bytes_sent.load();
   out.body_bytes_copied = impl_->state->body_bytes_copied.load();
   out.keepalives_sent = impl_->state->keepalives_sent.load();
+  out.results_from_cache = impl_->state->results_from_cache.load();
+  out.results_cached = impl_->state->results_cached.load();
   out.body_bytes_received = impl_->state->body_bytes_received.load();
   out.body_bytes_received_copied = impl_->state->body_bytes_received_copied.load();
   out.rows_ingested = impl_->state->rows_ingested.load();

@@ -3,6 +3,7 @@
 // decoder and Bridge's IPC reader.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "bridge/arrow/test_arrays.h"
 #include "bridge/auth/auth.h"
 #include "bridge/auth/password.h"
+#include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
@@ -121,6 +123,97 @@ TEST(FlightServerTest, DoGetStreamsTheWholeTableWithoutCopyingTheBody) {
   EXPECT_EQ(t->Counter("bridge_flight_body_bytes_total"),
             static_cast<double>(stats.body_bytes_sent));
   EXPECT_EQ(t->Counter("bridge_flight_body_bytes_copied_total"), 0);
+}
+
+// ---- Result cache ----
+
+// The bytes of a fetched stream: each message's header and body.
+std::vector<std::string> Bytes(const Fetched& fetched) {
+  std::vector<std::string> out;
+  for (const auto& m : fetched.messages) {
+    out.push_back(m.data_header);
+    out.push_back(std::string(reinterpret_cast<const char*>(m.body.data()),
+                              static_cast<size_t>(m.body.size())));
+  }
+  return out;
+}
+
+Fetched GetSql(TestServer& t, const std::string& sql) {
+  protocol::FlightInfo info;
+  grpc::Status status = GetInfo(t, Sql(sql), &info);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return RawDoGet(t, TicketOf(info));
+}
+
+TEST(FlightCacheTest, SecondDoGetIsServedFromTheCachedFileWithTheSameMessages) {
+  auto t = StartServer(
+      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, true);
+  ASSERT_NE(t, nullptr);
+  const std::string sql = "SELECT id, label FROM numbers WHERE id % 3 = 0";
+  Fetched first = GetSql(*t, sql);
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(t->server->stats().results_cached, 1);
+  EXPECT_EQ(t->server->stats().results_from_cache, 0);
+  EXPECT_EQ(t->cache->stats().entries, 1);
+
+  const int64_t bytes_before = t->server->stats().body_bytes_sent;
+  Fetched second = GetSql(*t, "SELECT id,  label FROM numbers -- same query\n WHERE id % 3 = 0");
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  FlightStats stats = t->server->stats();
+  EXPECT_EQ(stats.results_from_cache, 1);
+  EXPECT_EQ(stats.results_cached, 1);
+  EXPECT_EQ(stats.body_bytes_copied, 0);  // bodies are slices of the mapping
+  EXPECT_EQ(stats.body_bytes_sent - bytes_before, stats.body_bytes_sent / 2);
+  EXPECT_TRUE(Bytes(second) == Bytes(first));
+  Table table = DecodeTable(second.messages);
+  EXPECT_EQ(table.rows, (kRows + 2) / 3);
+  EXPECT_EQ(table.first_row, "0|'row 0'");
+  // Each message was verified as it went out, once.
+  EXPECT_EQ(t->cache->stats().verify_failures, 0);
+  EXPECT_GT(t->cache->stats().bytes_verified, kRows / 3 * 8);
+
+  // Uncacheable queries neither read nor write entries.
+  Fetched random = GetSql(*t, "SELECT id, random() AS r FROM numbers");
+  ASSERT_TRUE(random.status.ok());
+  EXPECT_EQ(t->server->stats().results_cached, 1);
+  EXPECT_EQ(t->cache->stats().entries, 1);
+}
+
+TEST(FlightCacheTest, ACorruptBatchEndsTheCallWithDataLossAndTheRetryRunsTheQuery) {
+  auto t = StartServer(
+      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, true);
+  ASSERT_NE(t, nullptr);
+  const std::string sql = "SELECT id, label FROM numbers";
+  Fetched first = GetSql(*t, sql);
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_EQ(t->cache->stats().entries, 1);
+  // Flip a byte near the end of the stream section (inside the last batch's body).
+  std::filesystem::path file;
+  for (const auto& e : std::filesystem::directory_iterator(t->dir.path() / "results")) {
+    if (e.path().extension() == ".arrow") file = e.path();
+  }
+  ASSERT_FALSE(file.empty());
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    const auto at = static_cast<std::streamoff>(std::filesystem::file_size(file) * 3 / 4);
+    f.seekg(at);
+    char byte = 0;
+    f.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x40);
+    f.seekp(at);
+    f.write(&byte, 1);
+  }
+  Fetched corrupt = GetSql(*t, sql);
+  EXPECT_EQ(corrupt.status.error_code(), grpc::StatusCode::DATA_LOSS)
+      << corrupt.status.error_message();
+  EXPECT_LT(corrupt.messages.size(), first.messages.size());  // stopped before the bad batch
+  EXPECT_EQ(t->cache->stats().verify_failures, 1);
+  EXPECT_FALSE(std::filesystem::exists(file));
+  Fetched retry = GetSql(*t, sql);
+  ASSERT_TRUE(retry.status.ok()) << retry.status.error_message();
+  EXPECT_TRUE(Bytes(retry) == Bytes(first));
+  EXPECT_EQ(t->server->stats().results_from_cache, 1);
+  EXPECT_EQ(t->server->stats().results_cached, 2);
 }
 
 TEST(FlightServerTest, DoGetOfSqlParsesWithTheGeneratedFlightData) {

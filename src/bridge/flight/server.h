@@ -3,8 +3,8 @@
 //
 // RPCs served (see README.md for the wire contract): Handshake, ListFlights, GetFlightInfo
 // (plans of several endpoints), PollFlightInfo, GetSchema, DoGet, DoPut (atomic ingest),
-// DoExchange, DoAction, ListActions; over TLS or mutual TLS when configured. DoGet writes each IPC message
-// as one hand-encoded FlightData whose data_body references the batch's own buffers (no
+// DoExchange, DoAction, ListActions; over TLS or mutual TLS when configured. DoGet writes each IPC
+// message as one hand-encoded FlightData whose data_body references the batch's own buffers (no
 // body byte is copied); the next batch is fetched only when the previous message has been
 // written, so a slow client holds back the query.
 //
@@ -40,6 +40,10 @@ class Catalog;
 namespace bridge::auth {
 class Authenticator;
 }  // namespace bridge::auth
+
+namespace bridge::cache {
+class Cache;
+}  // namespace bridge::cache
 
 namespace bridge::flight {
 
@@ -90,15 +94,21 @@ struct Services {
   catalog::Catalog* catalog = nullptr;        // required
   const auth::Authenticator* auth = nullptr;  // null = authentication off
   prometheus::Registry* registry = nullptr;   // may be null = no metrics
+  // The result cache (null = none): a DoGet whose query may be cached (cache/result_key.h)
+  // is answered from its entry (FlightData bodies are slices of the file's mapping) or
+  // writes one while it streams.
+  cache::Cache* cache = nullptr;
 };
 
 // Counters of the zero-copy data path (also exported as Prometheus counters when a registry
 // is given).
 struct FlightStats {
-  int64_t flight_data_sent = 0;   // FlightData messages written by DoGet
-  int64_t body_bytes_sent = 0;    // data_body bytes written
-  int64_t body_bytes_copied = 0;  // data_body bytes copied on the way (0 when uncompressed)
-  int64_t keepalives_sent = 0;    // metadata-only FlightData written while a batch was slow
+  int64_t flight_data_sent = 0;    // FlightData messages written by DoGet
+  int64_t body_bytes_sent = 0;     // data_body bytes written
+  int64_t body_bytes_copied = 0;   // data_body bytes copied on the way (0 when uncompressed)
+  int64_t keepalives_sent = 0;     // metadata-only FlightData written while a batch was slow
+  int64_t results_from_cache = 0;  // DoGets answered from a result-cache entry
+  int64_t results_cached = 0;      // DoGets whose result was committed to the cache
   // DoPut / DoExchange uploads.
   int64_t body_bytes_received = 0;         // data_body bytes received
   int64_t body_bytes_received_copied = 0;  // of which copied because gRPC split the message

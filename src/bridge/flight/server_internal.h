@@ -209,6 +209,8 @@ struct ServerState {
   std::atomic<int64_t> keepalives_sent{0};
   std::atomic<int64_t> body_bytes_sent{0};
   std::atomic<int64_t> body_bytes_copied{0};
+  std::atomic<int64_t> results_from_cache{0};
+  std::atomic<int64_t> results_cached{0};
   prometheus::Counter* metric_messages = nullptr;
   prometheus::Counter* metric_body_bytes = nullptr;
   prometheus::Counter* metric_copied = nullptr;

@@ -26,6 +26,8 @@
 #include "boost/beast/ssl.hpp"
 #include "bridge/arrow/encoder.h"
 #include "bridge/auth/auth.h"
+#include "bridge/cache/cache.h"
+#include "bridge/cache/result_key.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/engine/engine.h"
 #include "bridge/format/row_writer.h"
@@ -33,7 +35,6 @@
 #include "bridge/http/files.h"
 #include "bridge/http/metrics.h"
 #include "bridge/http/request.h"
-#include "bridge/http/result_cache.h"
 #include "bridge/http/rows_query.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -845,8 +846,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       job.cache_header = "X-Bridge-Cache: off\r\n";
       return false;
     }
+    const QueryRequest& r = job.request;
     Result<std::optional<cache::CacheKey>> key =
-        ResultCacheKey(session, *core_.services.catalog, job.request);
+        cache::ResultKey(session, *core_.services.catalog, r.sql, r.params,
+                         StrCat("format=arrow;codec=", static_cast<int>(r.compression),
+                                ";limit=", r.limit ? StrCat(*r.limit) : "none"));
     if (!key.ok() || !*key) {
       job.cache_header = "X-Bridge-Cache: uncacheable\r\n";
       core_.metrics.CacheLookup("uncacheable");

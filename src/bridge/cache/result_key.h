@@ -1,4 +1,5 @@
-// Which query results the HTTP API keeps in the result cache, and under what key.
+// Which query results the transports (HTTP format=arrow, Flight DoGet) keep in the result
+// cache, and under what key.
 //
 // A result is cached only when it depends on nothing but the catalog's tables: the SQL is
 // one statement whose table references (read from DuckDB's own parse tree,
@@ -12,25 +13,28 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/status.h"
 #include "bridge/engine/engine.h"
-#include "bridge/http/request.h"
 
-namespace bridge::http {
+namespace bridge::cache {
 
-// Returns the cache key of `request`'s result, or nullopt when the result must not be
-// cached (see above; also when the SQL does not parse: running it reports the error). Runs
-// one small query on `session`. Thread-safe.
-Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
-                                                      const catalog::Catalog& catalog,
-                                                      const QueryRequest& request);
+// Returns the cache key of the result of `sql` with `params`, encoded as `output_options`
+// describes (the transport's own string: everything that changes the bytes), or nullopt
+// when the result must not be cached (see above; also when the SQL does not parse: running
+// it reports the error). Runs one small query on `session`. Thread-safe.
+Result<std::optional<CacheKey>> ResultKey(engine::Session& session, const catalog::Catalog& catalog,
+                                          std::string_view sql,
+                                          std::span<const engine::Value> params,
+                                          std::string output_options);
 
 // Returns the parameter as the key stores it: its type and value ("int64:5", "text:5").
 std::string EncodeParameter(const engine::Value& value);
 
-}  // namespace bridge::http
+}  // namespace bridge::cache

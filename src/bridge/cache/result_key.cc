@@ -1,4 +1,4 @@
-#include "bridge/http/result_cache.h"
+#include "bridge/cache/result_key.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,7 +7,7 @@
 
 #include "nlohmann/json.hpp"
 
-namespace bridge::http {
+namespace bridge::cache {
 namespace {
 
 using Json = nlohmann::json;
@@ -127,12 +127,13 @@ std::string EncodeParameter(const engine::Value& value) {
   return std::visit(Visitor{}, value);
 }
 
-Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
-                                                      const catalog::Catalog& catalog,
-                                                      const QueryRequest& request) {
+Result<std::optional<CacheKey>> ResultKey(engine::Session& session, const catalog::Catalog& catalog,
+                                          std::string_view sql,
+                                          std::span<const engine::Value> params,
+                                          std::string output_options) {
   BRIDGE_ASSIGN_OR_RETURN(const std::set<std::string>* volatile_functions,
                           VolatileFunctions(session));
-  engine::Value text = request.sql;
+  engine::Value text = std::string(sql);
   BRIDGE_ASSIGN_OR_RETURN(
       auto stream, session.Query("SELECT json_serialize_sql($1::VARCHAR)", std::span(&text, 1)));
   BRIDGE_ASSIGN_OR_RETURN(std::vector<std::string> rows, TextColumn(*stream));
@@ -147,11 +148,10 @@ Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
   References refs;
   Walk(*statements, *volatile_functions, refs);
   if (!refs.cacheable) return std::nullopt;
-  cache::CacheKey key;
-  key.sql = cache::NormalizeSql(request.sql);
-  for (const engine::Value& p : request.params) key.parameters.push_back(EncodeParameter(p));
-  key.output_options = StrCat("format=arrow;codec=", static_cast<int>(request.compression),
-                              ";limit=", request.limit ? StrCat(*request.limit) : "none");
+  CacheKey key;
+  key.sql = NormalizeSql(sql);
+  for (const engine::Value& p : params) key.parameters.push_back(EncodeParameter(p));
+  key.output_options = std::move(output_options);
   for (const std::string& name : refs.tables) {
     if (refs.ctes.count(name) > 0) continue;
     std::optional<catalog::TableInfo> table = catalog.Table(name);
@@ -163,4 +163,4 @@ Result<std::optional<cache::CacheKey>> ResultCacheKey(engine::Session& session,
   return key;
 }
 
-}  // namespace bridge::http
+}  // namespace bridge::cache
