@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -47,12 +49,18 @@ long Get(const std::string& url, std::string* body) {
   return status;
 }
 
-// Starts `bridge serve` over `data` with `extra` flags; returns the process and its port.
+// Starts `bridge serve` over `data` with `extra` flags (the command run through `wrapper`,
+// e.g. prlimit, when given); returns the process and its port.
 std::unique_ptr<ChildProcess> Serve(const std::filesystem::path& data, int* port,
-                                    std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {BridgeBinary(), "serve", "--data",        data.string(),
-                                   "--http-port",  "0",     "--flight-port", "0",
-                                   "--watch",      "false"};
+                                    std::vector<std::string> extra = {},
+                                    std::vector<std::string> wrapper = {}) {
+  std::vector<std::string> argv = std::move(wrapper);
+  for (std::string arg :
+       {BridgeBinary(), std::string("serve"), std::string("--data"), data.string(),
+        std::string("--http-port"), std::string("0"), std::string("--flight-port"),
+        std::string("0"), std::string("--watch"), std::string("false")}) {
+    argv.push_back(std::move(arg));
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto child = ChildProcess::Start(argv);
   EXPECT_TRUE(child.ok()) << child.status();
@@ -246,6 +254,130 @@ TEST(HttpTest, CachedArrowResultsSurviveARestartAndFollowTheFiles) {
     server->Signal(SIGTERM);
     EXPECT_EQ(server->Wait(), 0) << server->output();
   }
+}
+
+// A CSV of `rows` rows (id, label): a result of a few bytes per row.
+void WriteNumbers(const std::filesystem::path& path, int rows) {
+  std::string csv = "id,label\n";
+  for (int i = 0; i < rows; ++i) csv += std::to_string(i) + ",row " + std::to_string(i) + "\n";
+  WriteFile(path, csv);
+}
+
+std::vector<std::string> FilesIn(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(HttpTest, AFullCacheDiskStillAnswersEveryQueryAndLogsIt) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "data");
+  WriteNumbers(dir.path() / "data" / "numbers.csv", 200000);
+  const std::filesystem::path results = dir.path() / "cache" / "results";
+  std::filesystem::create_directories(results);
+  // A 512 KiB tmpfs under the cache when this machine lets us mount one (root), else a 512
+  // KiB file-size limit on the server: either way the entry's writes fail midway.
+  const std::string mount = ::bridge::testing::FindOnPath("mount");
+  const bool mounted =
+      !mount.empty() && ::bridge::testing::RunCommand(
+                            {mount, "-t", "tmpfs", "-o", "size=512k", "tmpfs", results.string()})
+                                .exit_code == 0;
+  struct Unmount {
+    bool mounted;
+    std::filesystem::path at;
+    ~Unmount() {
+      if (mounted) {
+        ::bridge::testing::RunCommand({::bridge::testing::FindOnPath("umount"), at.string()});
+      }
+    }
+  } unmount{mounted, results};
+  std::vector<std::string> wrapper;
+  if (!mounted) {
+    const std::string prlimit = ::bridge::testing::FindOnPath("prlimit");
+    ASSERT_FALSE(prlimit.empty()) << "neither mount nor prlimit is available";
+    wrapper = {prlimit, "--fsize=524288", "--"};
+  }
+  int port = 0;
+  auto server =
+      Serve(dir.path() / "data", &port, {"--cache-dir", (dir.path() / "cache").string()}, wrapper);
+  ASSERT_NE(server, nullptr);
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  const std::string big = "/query?format=arrow&sql=SELECT+*+FROM+numbers+ORDER+BY+id";
+  std::string uncached;
+  std::string answered;
+  ASSERT_EQ(Get(base + big + "&cache=off", &uncached), 200);
+  ASSERT_GT(uncached.size(), size_t{1} << 20);  // more than the disk holds
+  ASSERT_EQ(Get(base + big, &answered), 200);
+  EXPECT_TRUE(answered == uncached) << answered.size() << " vs " << uncached.size();
+  EXPECT_TRUE(server->WaitForOutput("cache: abandoning entry", 10)) << server->output();
+  EXPECT_THAT(server->output(), HasSubstr(mounted ? "No space left on device" : "File too large"));
+  EXPECT_EQ(FilesIn(results), std::vector<std::string>{"LOCK"});  // nothing half-written
+  // The cache goes on working for results that fit.
+  const std::string small = "/query?format=arrow&sql=SELECT+count(*)+FROM+numbers";
+  std::string first;
+  std::string second;
+  ASSERT_EQ(Get(base + small, &first), 200);
+  ASSERT_EQ(Get(base + small, &second), 200);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"hit\"}"), 1);
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->output();
+}
+
+TEST(HttpTest, KillDuringACacheWriteServesNothingCorruptAfterTheRestart) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "data");
+  WriteNumbers(dir.path() / "data" / "numbers.csv", 1000000);
+  const std::filesystem::path results = dir.path() / "cache" / "results";
+  const std::vector<std::string> flags = {"--cache-dir", (dir.path() / "cache").string()};
+  const std::string sql = "SELECT * FROM numbers ORDER BY id";
+  {
+    int port = 0;
+    auto server = Serve(dir.path() / "data", &port, flags);
+    ASSERT_NE(server, nullptr);
+    // A client that reads the head and then nothing: the server blocks mid-result with the
+    // entry's temporary file open.
+    int fd = ConnectLoopback(port, 4096);
+    Request(fd, sql, "arrow");
+    EXPECT_THAT(ReadFrom(fd, std::chrono::seconds(20), "\r\n\r\n"), HasSubstr("miss"));
+    bool writing = false;
+    for (auto deadline = Clock::now() + std::chrono::seconds(20);
+         !writing && Clock::now() < deadline;
+         std::this_thread::sleep_for(std::chrono::milliseconds(20))) {
+      for (const std::string& name : FilesIn(results)) {
+        writing = writing || name.ends_with(".arrow.tmp");
+      }
+    }
+    ASSERT_TRUE(writing) << server->output();
+    server->Signal(SIGKILL);
+    EXPECT_EQ(server->Wait(), -1);
+    ::close(fd);
+  }
+  int port = 0;
+  auto server = Serve(dir.path() / "data", &port, flags);
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(server->output(), HasSubstr("removing unfinished"));
+  EXPECT_THAT(server->output(), HasSubstr("(0 entries"));
+  EXPECT_EQ(FilesIn(results), std::vector<std::string>{"LOCK"});
+  const std::string base = "http://127.0.0.1:" + std::to_string(port);
+  char* escaped = curl_easy_escape(nullptr, sql.c_str(), static_cast<int>(sql.size()));
+  const std::string query = base + "/query?format=arrow&sql=" + escaped;
+  curl_free(escaped);
+  std::string uncached;
+  std::string miss;
+  std::string hit;
+  ASSERT_EQ(Get(query + "&cache=off", &uncached), 200);
+  ASSERT_EQ(Get(query, &miss), 200);
+  ASSERT_EQ(Get(query, &hit), 200);
+  EXPECT_TRUE(miss == uncached);
+  EXPECT_TRUE(hit == uncached);
+  EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"miss\"}"), 1);
+  EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"hit\"}"), 1);
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(), 0) << server->output();
 }
 
 }  // namespace

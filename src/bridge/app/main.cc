@@ -283,6 +283,9 @@ int RunServe(const Overrides& flags) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A file-size limit (RLIMIT_FSIZE) must fail the write that passes it (EFBIG: the cache
+  // abandons its entry, the query is answered), not kill the server.
+  ::signal(SIGXFSZ, SIG_IGN);
 
   auth::AuthOptions auth_options;
   auth_options.users_file = config->users_file;

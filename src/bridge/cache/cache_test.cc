@@ -35,8 +35,8 @@ using ipc::test_arrays::Arrays;
 using ipc::test_arrays::Batch;
 using ipc::test_arrays::Bits;
 using ipc::test_arrays::Bytes;
-using ipc::test_arrays::MakeArray;
 using ipc::test_arrays::Fields;
+using ipc::test_arrays::MakeArray;
 using ipc::test_arrays::MakeSchema;
 using ipc::test_arrays::Utf8;
 using ipc::test_arrays::ValueAt;
@@ -45,7 +45,6 @@ using ::testing::IsEmpty;
 
 // ---------------------------------------------------------------------------------------
 // Batches and their values
-
 
 // An int32, a utf8 and a dictionary-encoded utf8 column.
 OwnedSchema SmallSchema() {
@@ -486,6 +485,69 @@ TEST(CacheTest, ConcurrentWritersAndReaders) {
   EXPECT_EQ(stats.entries, 3);
   EXPECT_EQ(stats.evictions, committed.load() - 3);  // replacements
   EXPECT_EQ(Files(dir.path()).size(), 4u);
+}
+
+TEST(CacheTest, ReadersOfAnEntryThatIsEvictedUnderThemReadItWhole) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  std::vector<EncodedMessage> messages;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto batch_messages, encoder->Encode(SmallBatch(i)));
+    for (auto& m : batch_messages) messages.push_back(std::move(m));
+  }
+  const CacheKey key = Key("SELECT 1");
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::atomic<int> bad_reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        std::shared_ptr<const Entry> entry = cache->Lookup(key);
+        if (entry == nullptr) continue;
+        // Hold it while the evictor removes and rewrites it: every byte stays readable.
+        std::this_thread::yield();
+        bool ok = entry->VerifyAll().ok() && StreamRows(entry) == ExpectedRows(2);
+        for (size_t i = 0; ok && i < entry->messages().size(); ++i) {
+          EncodedMessage m = MessageOf(entry, i);
+          ok =
+              entry->VerifyMessage(i).ok() && m.total_size() == entry->messages()[i].total_length();
+        }
+        ++reads;
+        if (!ok) ++bad_reads;
+      }
+    });
+  }
+  int evictions = 0;
+  for (int round = 0; round < 60; ++round) {
+    ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(key, *schema));
+    for (const EncodedMessage& m : messages) ASSERT_OK(writer->Write(m));
+    ASSERT_OK_AND_ASSIGN(auto entry, writer->Commit());
+    const std::string id = entry->id();
+    entry.reset();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    switch (round % 3) {  // every way an entry leaves the cache
+      case 0:
+        evictions += cache->Remove(id) ? 1 : 0;
+        break;
+      case 1:
+        evictions += static_cast<int>(cache->Invalidate("trips"));
+        break;
+      default:
+        cache->Clear();
+        ++evictions;
+        break;
+    }
+  }
+  done = true;
+  for (auto& thread : readers) thread.join();
+  EXPECT_EQ(bad_reads.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(evictions, 60);
+  EXPECT_EQ(cache->stats().entries, 0);
+  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});  // every file unlinked
 }
 
 // ---------------------------------------------------------------------------------------

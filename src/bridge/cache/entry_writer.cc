@@ -88,7 +88,14 @@ void EntryWriter::Abandon() {
 }
 
 Status EntryWriter::Fail(Status status) {
-  spdlog::info("cache: abandoning entry {}: {}", state_->header.id, std::string(status.message()));
+  // A failing disk is worth a warning; an entry over its size limit is routine.
+  if (status.code() == StatusCode::kResourceExhausted) {
+    spdlog::info("cache: abandoning entry {}: {}", state_->header.id,
+                 std::string(status.message()));
+  } else {
+    spdlog::warn("cache: abandoning entry {}: {}", state_->header.id,
+                 std::string(status.message()));
+  }
   Abandon();
   return status;
 }

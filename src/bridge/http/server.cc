@@ -1,6 +1,7 @@
 #include "bridge/http/server.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1422,6 +1423,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
     return InvalidArgument("http: the server needs a database, a catalog and a metrics registry");
   }
   if (options.io_threads < 1) return InvalidArgument("http: io_threads must be >= 1");
+  // sendfile(2) has no MSG_NOSIGNAL: a client that goes away mid-file must be an EPIPE, not
+  // a signal that ends the process.
+  ::signal(SIGPIPE, SIG_IGN);
   if (options.max_concurrent_queries < 1) {
     return InvalidArgument("http: max_concurrent_queries must be >= 1");
   }

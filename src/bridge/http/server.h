@@ -94,7 +94,8 @@ class HttpServer {
   // Binds host:port, starts the I/O threads and the query pool, and starts accepting.
   // Returns InvalidArgument for bad options (a missing service, max_concurrent_queries < 1,
   // only one of the TLS files), IoError when the address cannot be bound or the TLS files
-  // cannot be loaded.
+  // cannot be loaded. Sets SIGPIPE to ignored, process-wide (sendfile cannot be told not to
+  // raise it).
   static Result<std::unique_ptr<HttpServer>> Start(const ServerOptions& options,
                                                    const Services& services);
   ~HttpServer();
