@@ -272,6 +272,17 @@ std::vector<std::string> FilesIn(const std::filesystem::path& dir) {
   return names;
 }
 
+// Waits (up to 20 s) for a committed entry in `results` (a miss commits after its response).
+bool WaitForEntryFile(const std::filesystem::path& results) {
+  for (auto deadline = Clock::now() + std::chrono::seconds(20); Clock::now() < deadline;
+       std::this_thread::sleep_for(std::chrono::milliseconds(5))) {
+    for (const std::string& name : FilesIn(results)) {
+      if (name.ends_with(".arrow")) return true;
+    }
+  }
+  return false;
+}
+
 TEST(HttpTest, AFullCacheDiskStillAnswersEveryQueryAndLogsIt) {
   TempDir dir;
   std::filesystem::create_directories(dir.path() / "data");
@@ -320,6 +331,7 @@ TEST(HttpTest, AFullCacheDiskStillAnswersEveryQueryAndLogsIt) {
   std::string first;
   std::string second;
   ASSERT_EQ(Get(base + small, &first), 200);
+  ASSERT_TRUE(WaitForEntryFile(results));
   ASSERT_EQ(Get(base + small, &second), 200);
   EXPECT_EQ(first, second);
   EXPECT_EQ(MetricOf(base, "bridge_http_cache_lookups_total{result=\"hit\"}"), 1);
@@ -371,6 +383,7 @@ TEST(HttpTest, KillDuringACacheWriteServesNothingCorruptAfterTheRestart) {
   std::string hit;
   ASSERT_EQ(Get(query + "&cache=off", &uncached), 200);
   ASSERT_EQ(Get(query, &miss), 200);
+  ASSERT_TRUE(WaitForEntryFile(results));
   ASSERT_EQ(Get(query, &hit), 200);
   EXPECT_TRUE(miss == uncached);
   EXPECT_TRUE(hit == uncached);

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "nlohmann/json.hpp"
 
@@ -109,6 +110,48 @@ void Walk(const Json& node, const std::set<std::string>& volatile_functions, Ref
   }
 }
 
+// What DuckDB's parse tree of `sql` says (one json_serialize_sql query).
+Result<References> ParseReferences(engine::Session& session, std::string_view sql) {
+  BRIDGE_ASSIGN_OR_RETURN(const std::set<std::string>* volatile_functions,
+                          VolatileFunctions(session));
+  engine::Value text = std::string(sql);
+  BRIDGE_ASSIGN_OR_RETURN(
+      auto stream, session.Query("SELECT json_serialize_sql($1::VARCHAR)", std::span(&text, 1)));
+  BRIDGE_ASSIGN_OR_RETURN(std::vector<std::string> rows, TextColumn(*stream));
+  References refs;
+  refs.cacheable = false;
+  if (rows.size() != 1) return refs;
+  Json tree = Json::parse(rows[0], nullptr, /*allow_exceptions=*/false);
+  if (tree.is_discarded() || tree.value("error", true)) return refs;
+  auto statements = tree.find("statements");
+  if (statements == tree.end() || !statements->is_array() || statements->size() != 1) {
+    return refs;
+  }
+  refs.cacheable = true;
+  Walk(*statements, *volatile_functions, refs);
+  return refs;
+}
+
+// The parse of a SQL text never changes (which names are catalog tables is decided against
+// the catalog at each lookup), so it is remembered: a cache hit then runs no query at all.
+// Bounded: the memo is emptied when it holds kMemoEntries texts.
+constexpr size_t kMemoEntries = 4096;
+
+Result<References> MemoizedReferences(engine::Session& session, std::string_view sql) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, References> memo;
+  {
+    std::lock_guard lock(mu);
+    auto it = memo.find(std::string(sql));
+    if (it != memo.end()) return it->second;
+  }
+  BRIDGE_ASSIGN_OR_RETURN(References refs, ParseReferences(session, sql));
+  std::lock_guard lock(mu);
+  if (memo.size() >= kMemoEntries) memo.clear();
+  memo.emplace(std::string(sql), refs);
+  return refs;
+}
+
 }  // namespace
 
 std::string EncodeParameter(const engine::Value& value) {
@@ -131,22 +174,7 @@ Result<std::optional<CacheKey>> ResultKey(engine::Session& session, const catalo
                                           std::string_view sql,
                                           std::span<const engine::Value> params,
                                           std::string output_options) {
-  BRIDGE_ASSIGN_OR_RETURN(const std::set<std::string>* volatile_functions,
-                          VolatileFunctions(session));
-  engine::Value text = std::string(sql);
-  BRIDGE_ASSIGN_OR_RETURN(
-      auto stream, session.Query("SELECT json_serialize_sql($1::VARCHAR)", std::span(&text, 1)));
-  BRIDGE_ASSIGN_OR_RETURN(std::vector<std::string> rows, TextColumn(*stream));
-  if (rows.size() != 1) return std::nullopt;
-  const std::string& serialized = rows[0];
-  Json tree = Json::parse(serialized, nullptr, /*allow_exceptions=*/false);
-  if (tree.is_discarded() || tree.value("error", true)) return std::nullopt;
-  auto statements = tree.find("statements");
-  if (statements == tree.end() || !statements->is_array() || statements->size() != 1) {
-    return std::nullopt;
-  }
-  References refs;
-  Walk(*statements, *volatile_functions, refs);
+  BRIDGE_ASSIGN_OR_RETURN(References refs, MemoizedReferences(session, sql));
   if (!refs.cacheable) return std::nullopt;
   CacheKey key;
   key.sql = NormalizeSql(sql);

@@ -364,17 +364,26 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   // the keep-alive write in flight completes).
   void Conclude(const Status& status) {
     pending_.clear();
-    if (cache_writer_ && status.ok()) {
-      auto committed = cache_writer_->Commit();
+    // A complete result is committed (fsync, rename) once the call's finish is under way, so
+    // the client does not wait for the disk; an error or a cancel abandons the entry.
+    std::unique_ptr<cache::EntryWriter> writer = std::move(cache_writer_);
+    if (!status.ok()) writer.reset();
+    ServerState& state = state_;  // `this` may be gone once the call is finished
+    ConcludeCall(status);
+    if (writer) {
+      auto committed = writer->Commit();
       if (committed.ok()) {
-        state_.results_cached.fetch_add(1, std::memory_order_relaxed);
+        state.results_cached.fetch_add(1, std::memory_order_relaxed);
       } else {
         spdlog::warn("flight: caching a result failed: {}",
                      std::string(committed.status().message()));
       }
     }
-    cache_writer_.reset();  // an error or a cancel abandons the entry
-    cached_.reset();        // messages in flight keep their own pins
+  }
+
+  // Releases the query and ends the call (at once, or when the write in flight completes).
+  void ConcludeCall(const Status& status) {
+    cached_.reset();  // messages in flight keep their own pins
     encoder_.reset();
     stream_.reset();
     prepared_.reset();

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "Flight.grpc.pb.h"
@@ -138,6 +139,17 @@ std::vector<std::string> Bytes(const Fetched& fetched) {
   return out;
 }
 
+// Waits (up to 20 s) until the server has committed `n` results to the cache (a miss's entry
+// is committed after its call finished).
+bool WaitForCached(TestServer& t, int64_t n) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (t.server->stats().results_cached < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
 Fetched GetSql(TestServer& t, const std::string& sql) {
   protocol::FlightInfo info;
   grpc::Status status = GetInfo(t, Sql(sql), &info);
@@ -152,7 +164,7 @@ TEST(FlightCacheTest, SecondDoGetIsServedFromTheCachedFileWithTheSameMessages) {
   const std::string sql = "SELECT id, label FROM numbers WHERE id % 3 = 0";
   Fetched first = GetSql(*t, sql);
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
-  EXPECT_EQ(t->server->stats().results_cached, 1);
+  ASSERT_TRUE(WaitForCached(*t, 1));
   EXPECT_EQ(t->server->stats().results_from_cache, 0);
   EXPECT_EQ(t->cache->stats().entries, 1);
 
@@ -186,6 +198,7 @@ TEST(FlightCacheTest, ACorruptBatchEndsTheCallWithDataLossAndTheRetryRunsTheQuer
   const std::string sql = "SELECT id, label FROM numbers";
   Fetched first = GetSql(*t, sql);
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  ASSERT_TRUE(WaitForCached(*t, 1));
   ASSERT_EQ(t->cache->stats().entries, 1);
   // Flip a byte near the end of the stream section (inside the last batch's body).
   std::filesystem::path file;
@@ -213,7 +226,7 @@ TEST(FlightCacheTest, ACorruptBatchEndsTheCallWithDataLossAndTheRetryRunsTheQuer
   ASSERT_TRUE(retry.status.ok()) << retry.status.error_message();
   EXPECT_TRUE(Bytes(retry) == Bytes(first));
   EXPECT_EQ(t->server->stats().results_from_cache, 1);
-  EXPECT_EQ(t->server->stats().results_cached, 2);
+  EXPECT_TRUE(WaitForCached(*t, 2));
 }
 
 TEST(FlightServerTest, DoGetOfSqlParsesWithTheGeneratedFlightData) {

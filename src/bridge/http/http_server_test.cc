@@ -233,6 +233,17 @@ struct TestServer {
     return false;
   }
 
+  // Waits (up to 20 s) until the cache has committed `n` entries since it opened: a miss's
+  // entry is committed on the pool after its response went out.
+  bool WaitForCommits(int64_t n) {
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (cache->stats().writes_committed < n) {
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  }
+
   std::vector<std::string> auth_header;  // sent by Metric() when auth is on
 };
 
@@ -965,6 +976,7 @@ TEST(HttpCacheTest, SecondArrowQueryIsServedFromTheCachedFileWithTheSameBytes) {
   // with the query before the last write looked for it).
   ASSERT_GE(miss.body.size(), 8u);
   EXPECT_EQ(miss.body.substr(miss.body.size() - 8), std::string("\xff\xff\xff\xff\0\0\0\0", 8));
+  ASSERT_TRUE(t->WaitForCommits(1));
   EXPECT_EQ(t->cache->stats().entries, 1);
   Response hit = c.Get(url);
   ASSERT_EQ(hit.status, 200) << hit.body;
@@ -1006,6 +1018,7 @@ TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
   EXPECT_EQ(t->cache->stats().entries, 0);
   EXPECT_EQ(c.Get(t->QueryUrl(sql, "&format=arrow&cache=refresh")).Header("x-bridge-cache"),
             "refresh");
+  ASSERT_TRUE(t->WaitForCommits(1));
   EXPECT_EQ(t->cache->stats().entries, 1);
   EXPECT_EQ(c.Get(t->QueryUrl(sql, "&format=arrow")).Header("x-bridge-cache"), "hit");
   // Same query with other whitespace and a comment: the same result.
@@ -1031,6 +1044,7 @@ TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
         {"Content-Type: application/json"});
   };
   EXPECT_EQ(post("[10]").Header("x-bridge-cache"), "miss");
+  ASSERT_TRUE(t->WaitForCommits(2));
   EXPECT_EQ(post("[10]").Header("x-bridge-cache"), "hit");
   EXPECT_EQ(post("[20]").Header("x-bridge-cache"), "miss");
   EXPECT_EQ(post("[10.0]").Header("x-bridge-cache"), "miss");
@@ -1044,6 +1058,7 @@ TEST(HttpCacheTest, AChangedTableIsAMissWithTheNewRows) {
   Client c;
   std::string url = t->QueryUrl("SELECT max(id) AS m FROM numbers", "&format=arrow");
   EXPECT_EQ(c.Get(url).Header("x-bridge-cache"), "miss");
+  ASSERT_TRUE(t->WaitForCommits(1));
   Response hit = c.Get(url);
   EXPECT_EQ(hit.Header("x-bridge-cache"), "hit");
   ASSERT_OK_AND_ASSIGN(Decoded before, DecodeArrow(hit.body));
@@ -1058,6 +1073,7 @@ TEST(HttpCacheTest, AChangedTableIsAMissWithTheNewRows) {
   EXPECT_EQ(after.Header("x-bridge-cache"), "miss");
   ASSERT_OK_AND_ASSIGN(Decoded d, DecodeArrow(after.body));
   EXPECT_EQ(d.ints[0], std::vector<int64_t>{9});
+  ASSERT_TRUE(t->WaitForCommits(2));
   EXPECT_EQ(c.Get(url).Header("x-bridge-cache"), "hit");
 }
 
@@ -1070,6 +1086,7 @@ TEST(HttpCacheTest, ACorruptEntryIsNeverServed) {
   std::string url = t->QueryUrl("SELECT id, twice FROM numbers WHERE id < 50000", "&format=arrow");
   Response miss = c.Get(url);
   ASSERT_EQ(miss.Header("x-bridge-cache"), "miss");
+  ASSERT_TRUE(t->WaitForCommits(1));
   // Flip one byte in the middle of the entry's file (inside a batch body).
   std::filesystem::path file;
   for (const auto& e : std::filesystem::directory_iterator(t->dir.path() / "results")) {
@@ -1090,6 +1107,7 @@ TEST(HttpCacheTest, ACorruptEntryIsNeverServed) {
   ASSERT_EQ(again.status, 200);
   EXPECT_EQ(again.Header("x-bridge-cache"), "miss");
   EXPECT_TRUE(again.body == miss.body);
+  ASSERT_TRUE(t->WaitForCommits(2));
   EXPECT_EQ(t->cache->stats().verify_failures, 1);
   EXPECT_EQ(c.Get(url).Header("x-bridge-cache"), "hit");  // the re-run was cached again
 }
@@ -1121,6 +1139,7 @@ TEST(HttpCacheTest, ResultsByIdAreTheWholeArrowFileWithRangesAndETags) {
   ASSERT_EQ(miss.status, 200) << miss.body;
   std::string id = miss.Header("x-bridge-result-id");
   ASSERT_EQ(id.size(), 32u);
+  ASSERT_TRUE(t->WaitForCommits(1));
   EXPECT_EQ(c.Get(url).Header("x-bridge-result-id"), id);  // the hit names the same file
 
   Response file = c.Get(t->Url("/results/" + id));
@@ -1170,6 +1189,7 @@ TEST(HttpCacheTest, ResultsByIdAreTheWholeArrowFileWithRangesAndETags) {
   ASSERT_EQ(rerun.Header("x-bridge-cache"), "miss");
   std::string id2 = rerun.Header("x-bridge-result-id");
   ASSERT_NE(id2, id);
+  ASSERT_TRUE(t->WaitForCommits(2));
   std::filesystem::path path2 = t->dir.path() / "results" / (id2 + ".arrow");
   {
     std::string good = ReadWholeFile(path2);

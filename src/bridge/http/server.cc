@@ -976,8 +976,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (job.encoder) {
       BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
       if (!batch.valid()) {
-        job.done = true;
-        CommitCacheEntry(job);
+        job.done = true;  // the entry is committed once the response is out (OnWritten)
         return OkStatus();
       }
       job.step_rows = static_cast<uint64_t>(batch->length);
@@ -1002,8 +1001,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     return OkStatus();
   }
 
-  // The whole result went through the writer: make the entry visible.
-  void CommitCacheEntry(QueryJob& job) {
+  // The whole result went through the writer and out to the client: make the entry visible.
+  // On the pool, after the response, so the client does not wait for fsync.
+  static void CommitCacheEntry(QueryJob& job) {
     if (!job.cache_writer) return;
     auto committed = job.cache_writer->Commit();
     if (!committed.ok()) {
@@ -1090,6 +1090,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       return CloseNow();
     }
     if (job->done) {
+      if (job->cache_writer) asio::post(core_.pool, [job] { CommitCacheEntry(*job); });
       EndQuery(job);
       return FinishRequest(true);
     }
@@ -1313,15 +1314,18 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       beast::error_code ec;
       socket.native_non_blocking(true, ec);
       off_t offset = static_cast<off_t>(job->file_offset);
-      ssize_t n = ::sendfile(socket.native_handle(), job->file_fd, &offset,
-                             static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000)));
-      if (n > 0) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000));
+      ssize_t n = ::sendfile(socket.native_handle(), job->file_fd, &offset, want);
+      if (n > 0 && static_cast<size_t>(n) == want) {
         job->file_offset += static_cast<uint64_t>(n);
-        // Yield to other connections of this thread between pieces.
-        return asio::post(stream_.get_executor(),
-                          [self = this->shared_from_this(), job] { self->SendFilePart(job); });
+        return SendFilePart(job);  // done: sends the completion
       }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      if (n > 0) {
+        // The socket buffer is full: wait until it drains (other connections of this
+        // thread run meanwhile) rather than retry into EAGAIN.
+        job->file_offset += static_cast<uint64_t>(n);
+      }
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
         return socket.async_wait(tcp::socket::wait_write,
                                  [self = this->shared_from_this(), job](beast::error_code ec) {
                                    if (ec) return self->OnWritten(job, ec);
