@@ -113,6 +113,18 @@ std::vector<std::string> FileRows(const std::shared_ptr<const Entry>& entry) {
 // ---------------------------------------------------------------------------------------
 // Writing entries as a transport would: encode once, tee each message to the cache
 
+// The messages of `n` small batches, encoded once (for tests whose threads write entries:
+// the test arrays' release counter is not thread-safe; the messages keep the batches alive).
+Result<std::vector<EncodedMessage>> EncodeSmallBatches(const ArrowSchema& schema, int n) {
+  BRIDGE_ASSIGN_OR_RETURN(auto encoder, ipc::RecordBatchEncoder::Make(schema));
+  std::vector<EncodedMessage> messages;
+  for (int i = 0; i < n; ++i) {
+    BRIDGE_ASSIGN_OR_RETURN(auto batch_messages, encoder->Encode(SmallBatch(i)));
+    for (auto& m : batch_messages) messages.push_back(std::move(m));
+  }
+  return messages;
+}
+
 CacheKey Key(std::string sql = "SELECT * FROM trips WHERE n > ?", uint64_t version = 7,
              std::string table = "trips") {
   return CacheKey{std::move(sql), {"int64:0"}, "codec=none", {{std::move(table), version}}};
@@ -442,12 +454,7 @@ TEST(CacheTest, ConcurrentWritersAndReaders) {
   // Encoded once here: the test arrays' release counter is not thread-safe, and the
   // messages keep the batches alive until the end of the test.
   OwnedSchema schema = SmallSchema();
-  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
-  std::vector<EncodedMessage> messages;
-  for (int i = 0; i < 2; ++i) {
-    ASSERT_OK_AND_ASSIGN(auto batch_messages, encoder->Encode(SmallBatch(i)));
-    for (auto& m : batch_messages) messages.push_back(std::move(m));
-  }
+  ASSERT_OK_AND_ASSIGN(std::vector<EncodedMessage> messages, EncodeSmallBatches(*schema, 2));
   auto write = [&](const CacheKey& key) -> Status {
     BRIDGE_ASSIGN_OR_RETURN(auto writer, cache->BeginWrite(key, *schema));
     for (const EncodedMessage& m : messages) BRIDGE_RETURN_NOT_OK(writer->Write(m));
@@ -491,12 +498,7 @@ TEST(CacheTest, ReadersOfAnEntryThatIsEvictedUnderThemReadItWhole) {
   testing::TempDir dir;
   ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
   OwnedSchema schema = SmallSchema();
-  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
-  std::vector<EncodedMessage> messages;
-  for (int i = 0; i < 2; ++i) {
-    ASSERT_OK_AND_ASSIGN(auto batch_messages, encoder->Encode(SmallBatch(i)));
-    for (auto& m : batch_messages) messages.push_back(std::move(m));
-  }
+  ASSERT_OK_AND_ASSIGN(std::vector<EncodedMessage> messages, EncodeSmallBatches(*schema, 2));
   const CacheKey key = Key("SELECT 1");
   std::atomic<bool> done{false};
   std::atomic<int> reads{0};

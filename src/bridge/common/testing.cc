@@ -53,6 +53,32 @@ void WriteFile(const std::filesystem::path& path, std::string_view contents) {
   out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
 }
 
+int64_t FlipByteAt(const std::filesystem::path& path, int64_t numerator, int64_t denominator) {
+  const auto at = static_cast<std::streamoff>(
+      static_cast<int64_t>(std::filesystem::file_size(path)) * numerator / denominator);
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(at);
+  char byte = 0;
+  f.read(&byte, 1);
+  byte = static_cast<char>(~byte);
+  f.seekp(at);
+  f.write(&byte, 1);
+  return static_cast<int64_t>(at);
+}
+
+std::filesystem::path OnlyFileWithExtension(const std::filesystem::path& dir,
+                                            std::string_view ext) {
+  std::filesystem::path found;
+  int count = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ext) {
+      found = e.path();
+      ++count;
+    }
+  }
+  return count == 1 ? found : std::filesystem::path();
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv, int timeout_seconds) {
   CommandResult result;
   int out_pipe[2];

@@ -57,6 +57,13 @@ class TempDir {
 // Writes `contents` to `path`, creating parent folders.
 void WriteFile(const std::filesystem::path& path, std::string_view contents);
 
+// Flips the bits of one byte of `path` at `numerator / denominator` of its size (e.g. 1/2 =
+// the middle), in place, as a failing disk would; returns that offset.
+int64_t FlipByteAt(const std::filesystem::path& path, int64_t numerator, int64_t denominator);
+
+// The only file with extension `ext` (".arrow") directly in `dir`; empty if none or several.
+std::filesystem::path OnlyFileWithExtension(const std::filesystem::path& dir, std::string_view ext);
+
 struct CommandResult {
   int exit_code = -1;  // -1 if killed by a signal
   std::string out;

@@ -3,7 +3,6 @@
 // decoder and Bridge's IPC reader.
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -201,21 +200,10 @@ TEST(FlightCacheTest, ACorruptBatchEndsTheCallWithDataLossAndTheRetryRunsTheQuer
   ASSERT_TRUE(WaitForCached(*t, 1));
   ASSERT_EQ(t->cache->stats().entries, 1);
   // Flip a byte near the end of the stream section (inside the last batch's body).
-  std::filesystem::path file;
-  for (const auto& e : std::filesystem::directory_iterator(t->dir.path() / "results")) {
-    if (e.path().extension() == ".arrow") file = e.path();
-  }
+  std::filesystem::path file =
+      ::bridge::testing::OnlyFileWithExtension(t->dir.path() / "results", ".arrow");
   ASSERT_FALSE(file.empty());
-  {
-    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-    const auto at = static_cast<std::streamoff>(std::filesystem::file_size(file) * 3 / 4);
-    f.seekg(at);
-    char byte = 0;
-    f.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x40);
-    f.seekp(at);
-    f.write(&byte, 1);
-  }
+  ::bridge::testing::FlipByteAt(file, 3, 4);
   Fetched corrupt = GetSql(*t, sql);
   EXPECT_EQ(corrupt.status.error_code(), grpc::StatusCode::DATA_LOSS)
       << corrupt.status.error_message();

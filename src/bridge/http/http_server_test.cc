@@ -1088,21 +1088,10 @@ TEST(HttpCacheTest, ACorruptEntryIsNeverServed) {
   ASSERT_EQ(miss.Header("x-bridge-cache"), "miss");
   ASSERT_TRUE(t->WaitForCommits(1));
   // Flip one byte in the middle of the entry's file (inside a batch body).
-  std::filesystem::path file;
-  for (const auto& e : std::filesystem::directory_iterator(t->dir.path() / "results")) {
-    if (e.path().extension() == ".arrow") file = e.path();
-  }
+  std::filesystem::path file =
+      ::bridge::testing::OnlyFileWithExtension(t->dir.path() / "results", ".arrow");
   ASSERT_FALSE(file.empty());
-  {
-    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
-    auto middle = static_cast<std::streamoff>(std::filesystem::file_size(file) / 2);
-    f.seekg(middle);
-    char byte = 0;
-    f.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x5a);
-    f.seekp(middle);
-    f.write(&byte, 1);
-  }
+  ::bridge::testing::FlipByteAt(file, 1, 2);
   Response again = c.Get(url);
   ASSERT_EQ(again.status, 200);
   EXPECT_EQ(again.Header("x-bridge-cache"), "miss");
@@ -1191,14 +1180,8 @@ TEST(HttpCacheTest, ResultsByIdAreTheWholeArrowFileWithRangesAndETags) {
   ASSERT_NE(id2, id);
   ASSERT_TRUE(t->WaitForCommits(2));
   std::filesystem::path path2 = t->dir.path() / "results" / (id2 + ".arrow");
-  {
-    std::string good = ReadWholeFile(path2);
-    ASSERT_EQ(good.size(), file.body.size());
-    std::fstream f(path2, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(good.size() / 2));
-    char flipped = static_cast<char>(good[good.size() / 2] ^ 0x21);
-    f.write(&flipped, 1);
-  }
+  ASSERT_EQ(std::filesystem::file_size(path2), file.body.size());
+  ::bridge::testing::FlipByteAt(path2, 1, 2);
   Response corrupt = c.Get(t->Url("/results/" + id2));
   EXPECT_EQ(corrupt.status, 404) << corrupt.body.size();
   EXPECT_EQ(t->cache->stats().verify_failures, 1);
