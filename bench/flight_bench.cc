@@ -210,6 +210,10 @@ int Main(int argc, char** argv) {
     {
       ServerUnderTest s = Serve(*db, *catalog, 1, false, result_cache.get(), batch_bytes);
       Fetch(s, fc::Descriptor::Sql(sql), false);  // the miss writes the entry
+      // The entry is committed (fsync, rename) just after the call finished.
+      for (int i = 0; i < 6000 && s.server->stats().results_cached != 1; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       if (s.server->stats().results_cached != 1) Die(Internal("the result was not cached"));
       cached = Best(runs, [&] { return Fetch(s, fc::Descriptor::Sql(sql), false); });
       if (s.server->stats().results_from_cache != runs) Die(Internal("cache hits missing"));

@@ -166,6 +166,7 @@ void CacheState::EvictLocked(const std::string& id, std::string_view reason) {
   }
   lru_.erase(it->second.lru);
   by_id_.erase(it);
+  warm_.remove_if([&](const std::shared_ptr<const Entry>& e) { return e->id() == id; });
   stats_.bytes -= record->file_size;
   --stats_.entries;
   ++stats_.evictions;
@@ -184,6 +185,16 @@ bool CacheState::ExpiredLocked(const EntryRecord& record) const {
 }
 
 void CacheState::TouchLocked(Slot& slot) { lru_.splice(lru_.begin(), lru_, slot.lru); }
+
+void CacheState::KeepWarmLocked(const std::shared_ptr<const Entry>& entry) {
+  auto it = std::find(warm_.begin(), warm_.end(), entry);
+  if (it != warm_.end()) {
+    warm_.splice(warm_.begin(), warm_, it);
+    return;
+  }
+  warm_.push_front(entry);
+  if (warm_.size() > kWarmEntries) warm_.pop_back();
+}
 
 std::shared_ptr<const Entry> CacheState::MakeEntry(std::shared_ptr<EntryRecord> record, int fd,
                                                    const uint8_t* data, size_t size) {
@@ -207,6 +218,7 @@ std::shared_ptr<const Entry> CacheState::PinLocked(Slot& slot) {
   file.fd = -1;  // owned by the entry now
   file.data = nullptr;
   slot.open = entry;
+  KeepWarmLocked(entry);
   return entry;
 }
 
@@ -234,6 +246,7 @@ std::shared_ptr<const Entry> CacheState::Lookup(const CacheKey& key) {
   }
   ++stats_.hits;
   TouchLocked(slot);
+  KeepWarmLocked(entry);
   return entry;
 }
 
@@ -322,6 +335,7 @@ Result<std::shared_ptr<const Entry>> CacheState::Committed(EntryHeader header, s
   file.fd = -1;
   file.data = nullptr;
   by_id_.at(id).open = entry;
+  KeepWarmLocked(entry);
   EvictForBudgetLocked();
   return entry;
 }

@@ -128,6 +128,9 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   void EvictForBudgetLocked();
   bool ExpiredLocked(const EntryRecord& record) const;
   void TouchLocked(Slot& slot);
+  // Keeps `entry` pinned among the kWarmEntries most recently used, so a hit does not map
+  // (and fault in) the file again.
+  void KeepWarmLocked(const std::shared_ptr<const Entry>& entry);
 
   CacheOptions options_;
   int lock_fd_;
@@ -136,6 +139,9 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   std::unordered_map<std::string, std::string> by_query_;  // query digest -> id
   std::list<std::string> lru_;                             // ids, most recently used first
   std::unordered_set<std::string> writing_;                // key digests being written
+  // The most recently used entries, pinned (mapped) even while no reader holds them.
+  static constexpr size_t kWarmEntries = 16;
+  std::list<std::shared_ptr<const Entry>> warm_;
   CacheStats stats_;
 };
 
