@@ -19,8 +19,10 @@ double TestServer::Counter(const std::string& name) {
   return -1;
 }
 
-std::unique_ptr<TestServer> StartServer(bool with_users, std::chrono::milliseconds keepalive,
-                                        const std::function<void(FlightServerOptions&)>& configure) {
+std::unique_ptr<TestServer> StartServer(
+    bool with_users, std::chrono::milliseconds keepalive,
+    const std::function<void(FlightServerOptions&)>& configure,
+    const std::function<std::unique_ptr<CommandHandler>(TestServer&)>& make_commands) {
   auto t = std::make_unique<TestServer>();
   auto data = t->dir.path() / "data";
   std::filesystem::create_directories(data);
@@ -67,7 +69,8 @@ std::unique_ptr<TestServer> StartServer(bool with_users, std::chrono::millisecon
   options.query_threads = 2;
   options.keepalive_interval = keepalive;
   if (configure) configure(options);
-  Services services{t->db.get(), t->catalog.get(), t->auth.get(), &t->registry};
+  if (make_commands) t->commands = make_commands(*t);
+  Services services{t->db.get(), t->catalog.get(), t->auth.get(), &t->registry, t->commands.get()};
   auto server = FlightServer::Start(options, services);
   EXPECT_TRUE(server.ok()) << server.status();
   if (!server.ok()) return nullptr;
@@ -96,7 +99,6 @@ protocol::FlightDescriptor Sql(const std::string& sql) {
 void Authorize(grpc::ClientContext& ctx, const std::string& token) {
   if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
 }
-
 
 // DoGet through a generic (ByteBuffer) call: every FlightData goes through DecodeFlightData.
 Fetched RawDoGet(TestServer& t, const std::string& ticket, const std::string& token,
@@ -137,7 +139,6 @@ Fetched RawDoGet(TestServer& t, const std::string& ticket, const std::string& to
   }
   return out;
 }
-
 
 Table DecodeTable(const std::vector<DecodedFlightData>& messages) {
   Table table;

@@ -3,8 +3,8 @@
 //
 // RPCs served (see README.md for the wire contract): Handshake, ListFlights, GetFlightInfo
 // (plans of several endpoints), PollFlightInfo, GetSchema, DoGet, DoPut (atomic ingest),
-// DoExchange, DoAction, ListActions; over TLS or mutual TLS when configured. DoGet writes each IPC message
-// as one hand-encoded FlightData whose data_body references the batch's own buffers (no
+// DoExchange, DoAction, ListActions; over TLS or mutual TLS when configured. DoGet writes each IPC
+// message as one hand-encoded FlightData whose data_body references the batch's own buffers (no
 // body byte is copied); the next batch is fetched only when the previous message has been
 // written, so a slow client holds back the query.
 //
@@ -42,6 +42,8 @@ class Authenticator;
 }  // namespace bridge::auth
 
 namespace bridge::flight {
+
+class CommandHandler;  // command_handler.h
 
 struct FlightServerOptions {
   std::string host = "127.0.0.1";
@@ -90,6 +92,7 @@ struct Services {
   catalog::Catalog* catalog = nullptr;        // required
   const auth::Authenticator* auth = nullptr;  // null = authentication off
   prometheus::Registry* registry = nullptr;   // may be null = no metrics
+  CommandHandler* commands = nullptr;         // may be null = Flight only (no Flight SQL)
 };
 
 // Counters of the zero-copy data path (also exported as Prometheus counters when a registry
