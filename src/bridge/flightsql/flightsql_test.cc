@@ -121,11 +121,11 @@ TEST(FlightSqlTest, ParameterRowsConvertEachColumnType) {
   auto schema = ta::Columns(ta::Fields(ta::MakeSchema("i", "a"), ta::MakeSchema("u", "b"),
                                        ta::MakeSchema("g", "c"), ta::MakeSchema("b", "d"),
                                        ta::MakeSchema("z", "e"), ta::MakeSchema("n", "f")));
-  auto batch = ta::Batch(
-      2, ta::Arrays(ta::Int32s({7, 0}, "10"), ta::Utf8({"x", std::nullopt}),
-                    ta::MakeArray(2, {std::nullopt, ta::Bytes<double>({1.5, -2})}),
-                    ta::MakeArray(2, {std::nullopt, ta::Bits("01")}), ta::Utf8({"\x01", ""}),
-                    ta::MakeArray(2, {})));
+  auto batch =
+      ta::Batch(2, ta::Arrays(ta::Int32s({7, 0}, "10"), ta::Utf8({"x", std::nullopt}),
+                              ta::MakeArray(2, {std::nullopt, ta::Bytes<double>({1.5, -2})}),
+                              ta::MakeArray(2, {std::nullopt, ta::Bits("01")}),
+                              ta::Utf8({"\x01", ""}), ta::MakeArray(2, {})));
   ASSERT_OK_AND_ASSIGN(auto rows, ParameterRows(*schema, *batch));
   ASSERT_EQ(rows.size(), 2u);
   auto is_null = [](const engine::Value& v) { return std::holds_alternative<std::monostate>(v); };
@@ -139,9 +139,8 @@ TEST(FlightSqlTest, ParameterRowsConvertEachColumnType) {
   EXPECT_EQ(std::get<engine::Blob>(rows[0][4]).bytes, "\x01");
   EXPECT_TRUE(is_null(rows[0][5]));
   auto list = ta::Columns(ta::Fields(ta::MakeSchema("+l", "l", ta::Fields(ta::MakeSchema("i")))));
-  auto lists = ta::Batch(
-      1, ta::Arrays(ta::MakeArray(1, {std::nullopt, ta::Bytes<int32_t>({0, 1})},
-                                  ta::Arrays(ta::Int32s({5})))));
+  auto lists = ta::Batch(1, ta::Arrays(ta::MakeArray(1, {std::nullopt, ta::Bytes<int32_t>({0, 1})},
+                                                     ta::Arrays(ta::Int32s({5})))));
   EXPECT_STATUS(ParameterRows(*list, *lists), StatusCode::kInvalidArgument, "Arrow type '+l'");
 }
 
@@ -221,7 +220,8 @@ TEST(FlightSqlTest, CatalogsSchemasTablesAndTypes) {
   EXPECT_TRUE(none.rows.empty());
 
   // GetSchema of a metadata command: its result schema, nothing run.
-  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema described, client->GetSchema(Descriptor::Sql(Pack(tables))));
+  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema described,
+                       client->GetSchema(Descriptor::Sql(Pack(tables))));
   EXPECT_EQ(Fields(*described).size(), 4u);
 
   ASSERT_OK_AND_ASSIGN(Answer types, RunCommand(*client, Pack(sql::CommandGetTableTypes())));
@@ -597,6 +597,11 @@ TEST(FlightSqlTest, BadInputGetsClearErrors) {
   bool listed = false;
   for (const auto& a : actions) listed |= a.type == "CreatePreparedStatement";
   EXPECT_TRUE(listed);
+  // A Flight SQL command where plain Flight expects SQL text.
+  ASSERT_OK_AND_ASSIGN(auto poll_client,
+                       Client::Connect(StrCat("grpc://127.0.0.1:", t->server->port())));
+  EXPECT_STATUS(poll_client->PollFlightInfo(Descriptor::Sql(Pack(sql::CommandGetCatalogs()))),
+                StatusCode::kInvalidArgument, "is for GetFlightInfo");
   // The plain Flight server still works beside Flight SQL.
   ASSERT_OK_AND_ASSIGN(auto info, client->GetFlightInfo(Descriptor::Sql("SELECT 41 + 1 AS x")));
   ASSERT_OK_AND_ASSIGN(auto table, client->FetchAll(info));

@@ -28,6 +28,9 @@ constexpr char kFlightTicket = 'Q';
 constexpr char kPreparedRow = 'P';
 constexpr char kMetadata = 'M';
 
+// Each bound parameter row is one endpoint of the statement's FlightInfo.
+constexpr int64_t kMaxParameterRows = 10000;
+
 std::string RandomHex(int bytes) {
   std::string raw(static_cast<size_t>(bytes), '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), bytes) != 1) return "";
@@ -415,6 +418,10 @@ class FlightSqlHandler final : public flight::CommandHandler {
     for (;;) {
       BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, upload.Next());
       if (!batch.valid()) break;
+      if (static_cast<int64_t>(rows.size()) + batch->length > kMaxParameterRows) {
+        return InvalidArgument("flightsql: at most ", kMaxParameterRows,
+                               " parameter rows (executions) per prepared statement");
+      }
       BRIDGE_ASSIGN_OR_RETURN(auto batch_rows, ParameterRows(schema, *batch));
       for (auto& row : batch_rows) rows.push_back(std::move(row));
     }
