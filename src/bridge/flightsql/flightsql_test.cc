@@ -100,6 +100,26 @@ Result<Answer> RunCommand(Client& client, const std::string& cmd) {
   return out;
 }
 
+// Decodes an encapsulated IPC Schema message (FlightInfo.schema, dataset_schema, ...).
+Result<ipc::OwnedSchema> DecodeSchema(const std::string& message) {
+  flight::client::FlightInfo holder;
+  holder.schema_message = message;
+  return holder.Schema();
+}
+
+// Runs CreatePreparedStatement for `query` and unpacks its result.
+Result<sql::ActionCreatePreparedStatementResult> Prepare(Client& client, const std::string& query) {
+  sql::ActionCreatePreparedStatementRequest create;
+  create.set_query(query);
+  BRIDGE_ASSIGN_OR_RETURN(auto results, client.DoAction("CreatePreparedStatement", Pack(create)));
+  google::protobuf::Any any;
+  sql::ActionCreatePreparedStatementResult created;
+  if (results.size() != 1 || !any.ParseFromString(results[0]) || !any.UnpackTo(&created)) {
+    return Internal("CreatePreparedStatement: not one ActionCreatePreparedStatementResult");
+  }
+  return created;
+}
+
 const std::vector<std::string> kForeignKeyFields = {
     "pk_catalog_name:u", "pk_db_schema_name:u", "pk_table_name:u!", "pk_column_name:u!",
     "fk_catalog_name:u", "fk_db_schema_name:u", "fk_table_name:u!", "fk_column_name:u!",
@@ -209,9 +229,7 @@ TEST(FlightSqlTest, CatalogsSchemasTablesAndTypes) {
     const auto* offsets = static_cast<const int32_t*>(column.buffers[1]);
     std::string message(static_cast<const char*>(column.buffers[2]) + offsets[0],
                         offsets[1] - offsets[0]);
-    flight::client::FlightInfo holder;
-    holder.schema_message = message;
-    ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema schema, holder.Schema());
+    ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema schema, DecodeSchema(message));
     EXPECT_THAT(Fields(*schema), ElementsAre("id:l", "label:u"));
   }
   tables.set_include_schema(false);
@@ -305,20 +323,10 @@ TEST(FlightSqlTest, PreparedStatementWithParametersRunsOncePerRow) {
   auto t = StartSqlServer();
   ASSERT_NE(t, nullptr);
   auto client = Connect(*t);
-  sql::ActionCreatePreparedStatementRequest create;
-  create.set_query("SELECT label FROM numbers WHERE id = ?");
-  ASSERT_OK_AND_ASSIGN(auto results, client->DoAction("CreatePreparedStatement", Pack(create)));
-  ASSERT_EQ(results.size(), 1u);
-  google::protobuf::Any any;
-  ASSERT_TRUE(any.ParseFromString(results[0]));
-  sql::ActionCreatePreparedStatementResult created;
-  ASSERT_TRUE(any.UnpackTo(&created));
-  flight::client::FlightInfo holder;
-  holder.schema_message = created.dataset_schema();
-  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema dataset, holder.Schema());
+  ASSERT_OK_AND_ASSIGN(auto created, Prepare(*client, "SELECT label FROM numbers WHERE id = ?"));
+  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema dataset, DecodeSchema(created.dataset_schema()));
   EXPECT_THAT(Fields(*dataset), ElementsAre("label:u"));
-  holder.schema_message = created.parameter_schema();
-  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema parameters, holder.Schema());
+  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema parameters, DecodeSchema(created.parameter_schema()));
   EXPECT_THAT(Fields(*parameters), ElementsAre("parameter_1:l"));
 
   sql::CommandPreparedStatementQuery command;
@@ -370,13 +378,7 @@ TEST(FlightSqlTest, PreparedStatementWithoutParametersAndOtherUsersHandles) {
   ASSERT_NE(t, nullptr);
   auto alice = Connect(*t, "alice");
   auto carol = Connect(*t, "carol");
-  sql::ActionCreatePreparedStatementRequest create;
-  create.set_query("SELECT count(*) AS n FROM letters");
-  ASSERT_OK_AND_ASSIGN(auto results, alice->DoAction("CreatePreparedStatement", Pack(create)));
-  google::protobuf::Any any;
-  ASSERT_TRUE(any.ParseFromString(results.at(0)));
-  sql::ActionCreatePreparedStatementResult created;
-  ASSERT_TRUE(any.UnpackTo(&created));
+  ASSERT_OK_AND_ASSIGN(auto created, Prepare(*alice, "SELECT count(*) AS n FROM letters"));
   sql::CommandPreparedStatementQuery command;
   command.set_prepared_statement_handle(created.prepared_statement_handle());
   ASSERT_OK_AND_ASSIGN(Answer a, RunCommand(*alice, Pack(command)));
@@ -385,9 +387,7 @@ TEST(FlightSqlTest, PreparedStatementWithoutParametersAndOtherUsersHandles) {
   EXPECT_STATUS(carol->GetFlightInfo(Descriptor::Sql(Pack(command))), StatusCode::kNotFound,
                 "no prepared statement");
   // Statements that are not queries cannot be prepared.
-  create.set_query("DELETE FROM numbers");
-  EXPECT_STATUS(alice->DoAction("CreatePreparedStatement", Pack(create)),
-                StatusCode::kPermissionDenied, "read-only");
+  EXPECT_STATUS(Prepare(*alice, "DELETE FROM numbers"), StatusCode::kPermissionDenied, "read-only");
 }
 
 TEST(FlightSqlTest, UpdatesAreRefused) {
