@@ -88,6 +88,14 @@ async function main() {
   summary.tables_schema = schemaFields(tablesInfo.schema);
   summary.tables = tables.toArray().map((r) => [r.table_name, r.table_type, schemaFields(Buffer.from(r.table_schema))]);
 
+  const [, types] = await run(pack('CommandGetTableTypes', {}));
+  summary.table_types = types.toArray().map((r) => r.table_type);
+  const [keysInfo, keys] = await run(pack('CommandGetPrimaryKeys', { table: 'people' }));
+  summary.primary_keys = [schemaFields(keysInfo.schema), keys.numRows];
+  const [xdbcInfo, xdbc] = await run(pack('CommandGetXdbcTypeInfo', { data_type: 3 }));
+  summary.xdbc_schema_width = schemaFields(xdbcInfo.schema).length;
+  summary.xdbc_decimal = xdbc.toArray().map((r) => [r.type_name, r.column_size, [...r.create_params]]);
+
   const [, query] = await run(pack('CommandStatementQuery', { query: 'select id, name from people order by id' }));
   summary.query = query.toArray().map((r) => [Number(r.id), r.name]);
 

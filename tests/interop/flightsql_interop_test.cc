@@ -70,6 +70,12 @@ TEST(FlightSqlInteropTest, DriverConnectSequenceAndBridgeSqlAgainstBridgeServe) 
                             "table_type:Utf8!", "table_schema:Binary!"])"));
   EXPECT_EQ(s["tables"], Json::parse(R"([["people", "TABLE",
                                           ["id:Int64", "name:Utf8", "score:Float64"]]])"));
+  EXPECT_EQ(s["table_types"], Json::parse(R"(["TABLE"])"));
+  EXPECT_EQ(s["primary_keys"],
+            Json::parse(R"([["catalog_name:Utf8", "db_schema_name:Utf8", "table_name:Utf8!",
+                             "column_name:Utf8!", "key_name:Utf8", "key_sequence:Int32!"], 0])"));
+  EXPECT_EQ(s["xdbc_schema_width"], 19);
+  EXPECT_EQ(s["xdbc_decimal"], Json::parse(R"([["DECIMAL", 38, ["precision", "scale"]]])"));
   EXPECT_EQ(s["query"], Json::parse(R"([[1, "Ann"], [2, "Bo"], [3, "Cy"]])"));
   EXPECT_EQ(s["prepared_dataset_schema"], Json::parse(R"(["name:Utf8", "score:Float64"])"));
   EXPECT_EQ(s["prepared_parameter_schema"], Json::parse(R"(["parameter_1:Int64"])"));
