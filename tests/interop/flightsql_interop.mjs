@@ -5,8 +5,9 @@
 // independent of Bridge: @grpc/grpc-js + @grpc/proto-loader (Bridge's proto/Flight.proto) for
 // the Flight calls, protobufjs (loading proto/FlightSql.proto) for the Flight SQL messages packed
 // in google.protobuf.Any, and apache-arrow for the Arrow data. The sequence: GetSqlInfo,
-// GetCatalogs, GetDbSchemas, GetTables with schemas, a query, a prepared statement with a
-// parameter bound by DoPut, closing it, and an update (refused).
+// GetCatalogs, GetDbSchemas, GetTables with schemas, GetTableTypes, GetPrimaryKeys,
+// GetXdbcTypeInfo, a query, a prepared statement with a parameter bound by DoPut, closing it,
+// and an update (refused).
 //
 // Expects the data folder of server_interop_test.cc's Flight SQL test: people.csv (3 rows).
 // Prints a JSON summary of what it saw and exits 0; exits 1 with the error on stderr.
