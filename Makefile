@@ -45,11 +45,11 @@ test: bootstrap
 	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz
 
 ASAN_TESTS := bad_input_test reader_test golden_test http_core_test auth_test flight_data_test \
-              input_test cache_test cache_key_test writer_footer_test
+              input_test cache_test cache_key_test writer_footer_test flightsql_test
 test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan --target $(ASAN_TESTS)
-	ctest --preset asan -R 'BadInputTest|ReaderTest|ReaderGoldenTest|GoldenTest|GoldenFilesTest|ParseQuery|NegotiateFormat|PercentDecode|RequestFuzz|RowsQuery|ErrorBody|Token|Base64|UsersFile|Authenticator|Password|FlightDataCodec|FlightStatus|Ticket|QueryWithInput|WriteParquet|DescribeSchema|CacheTest|NormalizeSql|DigestKey|EntryId|WriteEncodedMessage|ReadFileFooter|OpenDataFile|ParseRange|PlanFileResponse|FilesTest'
+	ctest --preset asan -R 'BadInputTest|ReaderTest|ReaderGoldenTest|GoldenTest|GoldenFilesTest|ParseQuery|NegotiateFormat|PercentDecode|RequestFuzz|RowsQuery|ErrorBody|Token|Base64|UsersFile|Authenticator|Password|FlightDataCodec|FlightStatus|Ticket|QueryWithInput|WriteParquet|DescribeSchema|CacheTest|NormalizeSql|DigestKey|EntryId|WriteEncodedMessage|ReadFileFooter|OpenDataFile|ParseRange|PlanFileResponse|FilesTest|FlightSqlTest'
 
 fuzz: bootstrap
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz

@@ -12,76 +12,13 @@
 // Prints a JSON summary of what it saw and exits 0; exits 1 with the error on stderr.
 
 import * as arrow from 'apache-arrow';
-import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
-import path from 'node:path';
+import * as common from './flight_common.mjs';
 
-const [address, protoDir] = process.argv.slice(2);
-if (!address || !protoDir) {
-  console.error('usage: node flight_interop.mjs HOST:PORT PROTO_DIR');
-  process.exit(2);
-}
-
-const definition = protoLoader.loadSync(path.join(protoDir, 'Flight.proto'), {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-const { FlightService } = grpc.loadPackageDefinition(definition).arrow.flight.protocol;
-const client = new FlightService(address, grpc.credentials.createInsecure());
-
-function unary(method, request) {
-  return new Promise((resolve, reject) => {
-    client[method](request, (err, response) => (err ? reject(err) : resolve(response)));
-  });
-}
-
-async function collect(stream) {
-  const out = [];
-  for await (const message of stream) out.push(message);
-  return out;
-}
-
-const EOS = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-
-// Encapsulated IPC messages from FlightData (metadata-only messages are skipped).
-function toIpcStream(flightData) {
-  const parts = [];
-  for (const m of flightData) {
-    if (!m.data_header || m.data_header.length === 0) continue;
-    const pad = (8 - (m.data_header.length % 8)) % 8;
-    const prefix = Buffer.alloc(8);
-    prefix.writeInt32LE(-1, 0);
-    prefix.writeInt32LE(m.data_header.length + pad, 4);
-    parts.push(prefix, m.data_header, Buffer.alloc(pad), m.data_body);
-  }
-  parts.push(EOS);
-  return Buffer.concat(parts);
-}
-
-// The messages of an IPC stream: [{header (flatbuffer), body}].
-function ipcMessages(bytes) {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = [];
-  let off = 0;
-  while (off + 8 <= bytes.length) {
-    let len = view.getInt32(off, true);
-    off += 4;
-    if (len === -1) {
-      len = view.getInt32(off, true);
-      off += 4;
-    }
-    if (len === 0) break;
-    const header = bytes.subarray(off, off + len);
-    off += len;
-    const bodyLength = Number(arrow.Message.decode(header).bodyLength);
-    out.push({ header: Buffer.from(header), body: Buffer.from(bytes.subarray(off, off + bodyLength)) });
-    off += bodyLength;
-  }
-  return out;
-}
+const { EOS, collect, toIpcStream, uploadMessages } = common;
+const [address, protoDir] = common.parseArgs('flight_interop.mjs');
+const client = common.connect(address, protoDir);
+const unary = (method, request) => common.unary(client, method, request);
+const bidi = (method, messages) => common.bidi(client, method, messages);
 
 function schemaOf(info) {
   // FlightInfo.schema is an encapsulated Schema message: add EOS and read it as a stream.
@@ -103,28 +40,6 @@ function pathDescriptor(name) {
 
 function cmdDescriptor(sql) {
   return { type: 'CMD', path: [], cmd: Buffer.from(sql) };
-}
-
-// FlightData of an apache-arrow table: the first carries the descriptor and app_metadata.
-function uploadMessages(table, descriptor, appMetadata) {
-  return ipcMessages(arrow.tableToIPC(table, 'stream')).map((m, i) => ({
-    flight_descriptor: i === 0 ? descriptor : null,
-    data_header: m.header,
-    app_metadata: i === 0 && appMetadata ? Buffer.from(appMetadata) : Buffer.alloc(0),
-    data_body: m.body,
-  }));
-}
-
-function bidi(method, messages) {
-  return new Promise((resolve, reject) => {
-    const call = client[method]();
-    const received = [];
-    call.on('data', (r) => received.push(r));
-    call.on('error', reject);
-    call.on('end', () => resolve(received));
-    for (const m of messages) call.write(m);
-    call.end();
-  });
 }
 
 async function main() {
@@ -194,7 +109,7 @@ async function main() {
     await unary('GetFlightInfo', cmdDescriptor('selec 1'));
     summary.bad_sql = 'no error';
   } catch (err) {
-    summary.bad_sql = `${grpc.status[err.code]}: ${err.details.split('\n')[0]}`;
+    summary.bad_sql = common.errorText(err);
   }
 
   console.log(JSON.stringify(summary));

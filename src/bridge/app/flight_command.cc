@@ -110,7 +110,8 @@ Result<Input> DecodeInput(const ipc::Buffer& bytes) {
   return input;
 }
 
-// Writes `table` as an Arrow IPC file at `path`.
+}  // namespace
+
 Status WriteArrowFile(const std::string& path, fc::Table& table) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return IoError("cannot write '", path, "': ", std::strerror(errno));
@@ -128,7 +129,6 @@ Status WriteArrowFile(const std::string& path, fc::Table& table) {
   return st;
 }
 
-// Prints `table` to stdout in `format` ("none" prints nothing).
 Status PrintTable(const std::string& format_name, const fc::Table& table) {
   if (format_name == "none") return OkStatus();
   BRIDGE_ASSIGN_OR_RETURN(format::TextFormat format, format::ParseTextFormat(format_name));
@@ -147,6 +147,8 @@ Status PrintTable(const std::string& format_name, const fc::Table& table) {
   std::fflush(stdout);
   return OkStatus();
 }
+
+namespace {
 
 class FlightCommandImpl final : public FlightCommand {
  public:

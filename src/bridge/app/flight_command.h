@@ -3,6 +3,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
+
+#include "bridge/common/status.h"
+#include "bridge/flight/client/client.h"
 
 namespace CLI {
 class App;
@@ -24,5 +28,13 @@ class FlightCommand {
   virtual bool parsed() const = 0;
   virtual int Run() = 0;
 };
+
+// Prints `table` to stdout as text: `format` is table|csv|json|ndjson, or "none" (nothing).
+// InvalidArgument for another format or a column type the format cannot write.
+Status PrintTable(const std::string& format, const flight::client::Table& table);
+
+// Writes `table` (its batches are consumed) as an Arrow IPC file at `path`. IoError when the
+// file cannot be written.
+Status WriteArrowFile(const std::string& path, flight::client::Table& table);
 
 }  // namespace bridge::app

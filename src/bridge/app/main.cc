@@ -1,4 +1,4 @@
-// The `bridge` command: serve, query, gen-demo, ipc, hash-password, flight, version.
+// The `bridge` command: serve, query, gen-demo, ipc, hash-password, flight, sql, version.
 //
 // Exit codes: 0 success, 1 a query or runtime failure, 2 bad usage or configuration
 // (missing data folder, bad port, unreadable config). Usage errors are one line on stderr;
@@ -19,12 +19,14 @@
 #include "bridge/app/flight_command.h"
 #include "bridge/app/hash_password.h"
 #include "bridge/app/ipc_commands.h"
+#include "bridge/app/sql_command.h"
 #include "bridge/auth/auth.h"
 #include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/logging.h"
 #include "bridge/engine/engine.h"
 #include "bridge/flight/server.h"
+#include "bridge/flightsql/flight_sql.h"
 #include "bridge/format/row_writer.h"
 #include "bridge/http/server.h"
 #include "prometheus/registry.h"
@@ -387,6 +389,14 @@ int RunServe(const Overrides& flags) {
         "tls.client_ca: only Flight requires client certificates; HTTPS does not ask "
         "for them");
   }
+  // Arrow Flight SQL rides on the Flight server (the handler outlives it: declared first).
+  flightsql::FlightSqlOptions sql_options;
+  sql_options.bridge_version = kBridgeVersion;
+  sql_options.auth_enabled = (*authenticator)->enabled();
+  auto flight_sql =
+      flightsql::MakeFlightSqlHandler(*opened->db, *opened->catalog, std::move(sql_options));
+  if (!flight_sql.ok()) return Fail(kExitUsage, flight_sql.status());
+  flight_services.commands = flight_sql->get();
   auto started = flight::FlightServer::Start(flight_options, flight_services);
   if (!started.ok()) return Fail(kExitUsage, started.status());
   std::unique_ptr<flight::FlightServer> flight_server = std::move(started).value();
@@ -545,6 +555,7 @@ int Main(int argc, char** argv) {
       "hash-password", "read a password on stdin, print its argon2id hash for a users file");
 
   std::unique_ptr<FlightCommand> flight_cmd = FlightCommand::Register(app);
+  std::unique_ptr<SqlCommand> sql_cmd = SqlCommand::Register(app);
 
   auto* version = app.add_subcommand("version", "print Bridge's and DuckDB's versions");
 
@@ -564,6 +575,7 @@ int Main(int argc, char** argv) {
   }
   if (hash_password->parsed()) return RunHashPassword(std::cin, std::cout, std::cerr);
   if (flight_cmd->parsed()) return flight_cmd->Run();
+  if (sql_cmd->parsed()) return sql_cmd->Run();
   if (version->parsed()) {
     std::printf("bridge %s\nduckdb %s\n", kBridgeVersion, engine::DuckDBVersion().c_str());
     return 0;

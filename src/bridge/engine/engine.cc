@@ -185,6 +185,7 @@ class PreparedStatementImpl final : public PreparedStatement {
 
   size_t parameter_count() const override { return duckdb_nparams(stmt_); }
   Result<ipc::OwnedSchema> ResultSchema() const override;
+  Result<ipc::OwnedSchema> ParameterSchema() const override;
   Result<std::unique_ptr<BatchStream>> Execute(std::span<const Value> params,
                                                const QueryOptions& options) override;
 
@@ -557,6 +558,35 @@ Result<ipc::OwnedSchema> PreparedStatementImpl::ResultSchema() const {
   duckdb_arrow_options options = nullptr;
   duckdb_connection_get_arrow_options(session_.conn(), &options);
   auto schema = MakeArrowSchema(options, columns);
+  duckdb_destroy_arrow_options(&options);
+  return schema;
+}
+
+Result<ipc::OwnedSchema> PreparedStatementImpl::ParameterSchema() const {
+  LogicalTypes parameters;
+  std::vector<std::string> names;
+  const idx_t n = duckdb_nparams(stmt_);
+  for (idx_t i = 1; i <= n; ++i) {
+    duckdb_type id = duckdb_param_type(stmt_, i);
+    parameters.types.push_back(id == DUCKDB_TYPE_INVALID || id == DUCKDB_TYPE_ANY
+                                   ? duckdb_create_logical_type(DUCKDB_TYPE_SQLNULL)
+                                   : duckdb_param_logical_type(stmt_, i));
+    names.push_back(StrCat("parameter_", i));
+  }
+  for (const std::string& name : names) parameters.names.push_back(name.c_str());
+  if (n == 0) {
+    // duckdb_to_arrow_schema refuses zero columns: an empty struct, made here.
+    ipc::OwnedSchema empty;
+    ArrowSchema* out = empty.out();
+    *out = ArrowSchema{};
+    out->format = "+s";
+    out->name = "";
+    out->release = [](ArrowSchema* self) { self->release = nullptr; };
+    return empty;
+  }
+  duckdb_arrow_options options = nullptr;
+  duckdb_connection_get_arrow_options(session_.conn(), &options);
+  auto schema = MakeArrowSchema(options, parameters);
   duckdb_destroy_arrow_options(&options);
   return schema;
 }

@@ -104,6 +104,10 @@ class PreparedStatement {
   // The result schema, known from preparation alone (the query does not run).
   virtual Result<ipc::OwnedSchema> ResultSchema() const = 0;
 
+  // The parameters as a schema ("+s"): one field per parameter, named "parameter_1", ...,
+  // typed as DuckDB infers them (the null type "n" where DuckDB cannot tell, e.g. `SELECT ?`).
+  virtual Result<ipc::OwnedSchema> ParameterSchema() const = 0;
+
   // Binds `params` (exactly parameter_count() values) and runs the statement. The stream
   // must be destroyed before the session runs anything else.
   virtual Result<std::unique_ptr<BatchStream>> Execute(std::span<const Value> params,

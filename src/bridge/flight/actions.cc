@@ -148,8 +148,15 @@ Result<std::string> CancelFlightInfo(ServerState& state, const auth::Principal& 
     found = true;
   }
   std::vector<TicketContents> tickets;
+  const CommandHandler* handler = state.services.commands;
   for (const protocol::FlightEndpoint& endpoint : info.endpoint()) {
-    BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket, state.signer.Verify(endpoint.ticket().ticket()));
+    std::string raw = endpoint.ticket().ticket();
+    if (handler != nullptr && handler->HandlesTicket(raw)) {
+      std::optional<std::string> inner = handler->UnwrapTicket(raw);
+      if (!inner) continue;  // the handler's own result: nothing runs long enough to cancel
+      raw = std::move(*inner);
+    }
+    BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket, state.signer.Verify(raw));
     tickets.push_back(std::move(ticket));
   }
   for (const TicketContents& ticket : tickets) {
@@ -224,10 +231,14 @@ std::string Stats(ServerState& state, const auth::Principal& principal) {
       .dump();
 }
 
-Result<std::string> RunAction(ServerState& state, const grpc::CallbackServerContext& ctx,
-                              const protocol::Action& action) {
-  BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(ctx));
+Result<std::optional<std::string>> RunAction(ServerState& state, grpc::CallbackServerContext* ctx,
+                                             const protocol::Action& action) {
+  BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(*ctx));
   const std::string& type = action.type();
+  CommandHandler* handler = state.services.commands;
+  if (handler != nullptr && handler->HandlesAction(type)) {
+    return handler->DoAction(type, action.body(), MakeCommandCall(ctx, std::move(principal)));
+  }
   if (type == "refresh") return Refresh(state, principal);
   if (type == "cancel") return Cancel(state, action.body());
   if (type == "CancelFlightInfo") return CancelFlightInfo(state, principal, action.body());
@@ -243,12 +254,16 @@ class ActionReactor final : public grpc::ServerWriteReactor<protocol::Result> {
   ActionReactor(ServerState& state, grpc::CallbackServerContext* ctx,
                 const protocol::Action* action) {
     state.pool.Post([this, &state, ctx, action] {
-      Result<std::string> body = RunAction(state, *ctx, *action);
+      Result<std::optional<std::string>> body = RunAction(state, ctx, *action);
       if (!body.ok()) {
         Finish(ToGrpcStatus(body.status()));
         return;
       }
-      result_.set_body(std::move(body).value());
+      if (!body->has_value()) {
+        Finish(grpc::Status::OK);  // an action that answers no Result
+        return;
+      }
+      result_.set_body(std::move(**body));
       StartWriteAndFinish(&result_, grpc::WriteOptions(), grpc::Status::OK);
     });
   }
@@ -261,7 +276,9 @@ class ActionReactor final : public grpc::ServerWriteReactor<protocol::Result> {
 // Writes the action types one after the other.
 class ListActionsReactor final : public grpc::ServerWriteReactor<protocol::ActionType> {
  public:
-  explicit ListActionsReactor(Status authorized) {
+  // `extra`: a CommandHandler's actions, listed after the server's.
+  ListActionsReactor(Status authorized, std::vector<std::pair<std::string, std::string>> extra)
+      : extra_(std::move(extra)) {
     if (!authorized.ok()) {
       Finish(ToGrpcStatus(authorized));
       return;
@@ -279,17 +296,23 @@ class ListActionsReactor final : public grpc::ServerWriteReactor<protocol::Actio
 
  private:
   void Next() {
-    if (next_ == std::size(kActions)) {
+    if (next_ == std::size(kActions) + extra_.size()) {
       Finish(grpc::Status::OK);
       return;
     }
-    type_.set_type(kActions[next_].type);
-    type_.set_description(kActions[next_].description);
+    if (next_ < std::size(kActions)) {
+      type_.set_type(kActions[next_].type);
+      type_.set_description(kActions[next_].description);
+    } else {
+      type_.set_type(extra_[next_ - std::size(kActions)].first);
+      type_.set_description(extra_[next_ - std::size(kActions)].second);
+    }
     ++next_;
     StartWrite(&type_);
   }
   protocol::ActionType type_;
   size_t next_ = 0;
+  std::vector<std::pair<std::string, std::string>> extra_;
 };
 
 }  // namespace
@@ -303,7 +326,11 @@ grpc::ServerWriteReactor<protocol::Result>* NewDoAction(ServerState& state,
 grpc::ServerWriteReactor<protocol::ActionType>* NewListActions(ServerState& state,
                                                                grpc::CallbackServerContext* ctx) {
   // Checking a bearer token does not block (no argon2), so it runs here.
-  return new ListActionsReactor(state.Authorize(*ctx).status());
+  const CommandHandler* handler = state.services.commands;
+  return new ListActionsReactor(state.Authorize(*ctx).status(),
+                                handler == nullptr
+                                    ? std::vector<std::pair<std::string, std::string>>()
+                                    : handler->ActionTypes());
 }
 
 }  // namespace bridge::flight

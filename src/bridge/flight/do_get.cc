@@ -86,9 +86,11 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                            public KeepAliveTarget,
                            public ServerState::Cancellable {
  public:
+  // With `open` (a CommandHandler's own ticket), the stream is opened by it instead of
+  // running ticket.sql.
   DoGetReactor(ServerState& state, const TicketContents& ticket, const std::string& user,
-               std::chrono::milliseconds timeout)
-      : state_(state), sql_(ticket.sql), timeout_(timeout) {
+               std::chrono::milliseconds timeout, OpenStream open = nullptr)
+      : state_(state), sql_(ticket.sql), timeout_(timeout), open_(std::move(open)) {
     keepalive_ = EncodeMetadataOnly(kKeepAliveMetadata);
     registration_ = state_.RegisterQuery(
         {0, this, "DoGet", user, ticket.sql, ticket.plan_id, ticket.endpoint, Clock::now()});
@@ -173,6 +175,12 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       session_ = std::move(session).value();
     }
     if (cancelled_.load()) return Conclude(Cancelled("flight: DoGet cancelled"));
+    if (open_) {
+      Result<std::unique_ptr<engine::BatchStream>> stream = open_(*session_, QueryOptions());
+      if (!stream.ok()) return Conclude(stream.status());
+      stream_ = std::move(stream).value();
+      return Start(stream_->schema());
+    }
     if (LookUpCache()) {
       state_.ticker.Add(this);
       return Fetch();
@@ -185,8 +193,13 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     prepared_ = std::move(prepared).value();
     Result<ipc::OwnedSchema> schema = prepared_->ResultSchema();
     if (!schema.ok()) return Conclude(schema.status());
+    Start(**schema);
+  }
+
+  // Sends the schema message and starts fetching.
+  void Start(const ArrowSchema& schema) {
     Result<std::unique_ptr<ipc::RecordBatchEncoder>> encoder =
-        ipc::RecordBatchEncoder::Make(**schema);
+        ipc::RecordBatchEncoder::Make(schema);
     if (!encoder.ok()) return Conclude(encoder.status());
     encoder_ = std::move(encoder).value();
     Result<ipc::EncodedMessage> message = encoder_->EncodeSchema();
@@ -194,7 +207,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     pending_.push_back(std::move(message).value());
     if (cache_key_) {
       // A miss: the messages sent also go to a new entry (committed at the end).
-      auto writer = state_.services.cache->BeginWrite(*cache_key_, **schema);
+      auto writer = state_.services.cache->BeginWrite(*cache_key_, schema);
       if (writer.ok()) {
         cache_writer_ = std::move(writer).value();
       } else if (writer.status().code() != StatusCode::kAlreadyExists) {
@@ -248,12 +261,16 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   // Runs the prepared statement (on the first fetch after the schema).
   Status Execute() {
+    BRIDGE_ASSIGN_OR_RETURN(stream_, prepared_->Execute({}, QueryOptions()));
+    return OkStatus();
+  }
+
+  engine::QueryOptions QueryOptions() const {
     engine::QueryOptions query_options;
     query_options.timeout = timeout_;
     query_options.batch_rows = state_.options.batch_rows;
     query_options.batch_bytes = state_.options.batch_bytes;
-    BRIDGE_ASSIGN_OR_RETURN(stream_, prepared_->Execute({}, query_options));
-    return OkStatus();
+    return query_options;
   }
 
   // On the pool: fetches until a message is ready and writes it; while that write is in
@@ -420,6 +437,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   ServerState& state_;
   const std::string sql_;
   const std::chrono::milliseconds timeout_;
+  const OpenStream open_;
   uint64_t registration_ = 0;
   std::atomic<bool> cancelled_{false};
 
@@ -457,6 +475,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
                                                      grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* request) {
   std::string user;
+  OpenStream open;  // a CommandHandler's own ticket
   Result<TicketContents> ticket = [&]() -> Result<TicketContents> {
     BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(*ctx));
     user = principal.user;
@@ -465,6 +484,21 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
     if (!request->DumpToSingleSlice(&slice).ok() ||
         !message.ParseFromArray(slice.begin(), static_cast<int>(slice.size()))) {
       return InvalidArgument("flight: DoGet request is not a Ticket");
+    }
+    CommandHandler* handler = state.services.commands;
+    if (handler != nullptr && handler->HandlesTicket(message.ticket())) {
+      std::optional<std::string> inner = handler->UnwrapTicket(message.ticket());
+      if (inner) {
+        message.set_ticket(std::move(*inner));
+      } else {
+        BRIDGE_ASSIGN_OR_RETURN(
+            CommandTicket own,
+            handler->ResolveTicket(message.ticket(), MakeCommandCall(ctx, std::move(principal))));
+        open = std::move(own.open);
+        TicketContents contents;
+        contents.sql = std::move(own.description);
+        return contents;
+      }
     }
     BRIDGE_ASSIGN_OR_RETURN(TicketContents contents, state.signer.Verify(message.ticket()));
     if (state.PlanCancelled(contents.plan_id)) {
@@ -481,7 +515,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
     return contents;
   }();
   if (!ticket.ok()) return new FailedWrite<grpc::ByteBuffer>(ToGrpcStatus(ticket.status()));
-  return new DoGetReactor(state, *ticket, user, CallTimeout(state, *ctx));
+  return new DoGetReactor(state, *ticket, user, CallTimeout(state, *ctx), std::move(open));
 }
 
 }  // namespace bridge::flight

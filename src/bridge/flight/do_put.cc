@@ -151,7 +151,29 @@ Result<PutTarget> ResolveTarget(ServerState& state, const std::string& name, Put
   return Internal("flight: DoPut: unknown mode");
 }
 
-Status RunDoPut(ServerState& state, UploadCall& call) {
+// A CommandHandler's upload that it reads itself (e.g. bound parameters): one PutResult.
+Status ConsumeUpload(ServerState& state, UploadCall& call, DecodedFlightData first,
+                     const PutPlan& plan) {
+  BRIDGE_ASSIGN_OR_RETURN(std::unique_ptr<UploadStream> upload,
+                          UploadStream::Open(state, call, std::move(first)));
+  upload->set_confirm_end(true);
+  BRIDGE_ASSIGN_OR_RETURN(std::string metadata, plan.consume(*upload));
+  return call.Write(MakePutResult(metadata));
+}
+
+PutMode ModeOf(PutPlan::Mode mode) {
+  switch (mode) {
+    case PutPlan::Mode::kAppend:
+      return PutMode::kAppend;
+    case PutPlan::Mode::kReplace:
+      return PutMode::kReplace;
+    case PutPlan::Mode::kCreate:
+      break;
+  }
+  return PutMode::kCreate;
+}
+
+Status RunDoPut(ServerState& state, UploadCall& call, const auth::Principal& principal) {
   BRIDGE_ASSIGN_OR_RETURN(std::optional<grpc::ByteBuffer> first_buffer, call.Read());
   if (!first_buffer) return InvalidArgument("flight: DoPut: the client sent no FlightData");
   BRIDGE_ASSIGN_OR_RETURN(DecodedFlightData first, DecodeFlightData(*first_buffer));
@@ -159,13 +181,29 @@ Status RunDoPut(ServerState& state, UploadCall& call) {
   state.body_bytes_received.fetch_add(static_cast<int64_t>(first.body.size()),
                                       std::memory_order_relaxed);
   state.body_bytes_received_copied.fetch_add(first.body_bytes_copied, std::memory_order_relaxed);
-  if (!first.descriptor || first.descriptor->type() != protocol::FlightDescriptor::PATH ||
-      first.descriptor->path_size() != 1) {
-    return InvalidArgument("flight: DoPut: the first FlightData needs a descriptor PATH [table]");
+  std::string name;
+  PutMode mode = PutMode::kCreate;
+  std::function<std::string(int64_t)> ingested;  // a command's final PutResult
+  if (CommandHandler* handler = first.descriptor ? HandlerOf(state, *first.descriptor) : nullptr) {
+    BRIDGE_ASSIGN_OR_RETURN(
+        PutPlan plan,
+        handler->PlanPut(first.descriptor->cmd(), MakeCommandCall(&call.context(), principal)));
+    if (plan.kind == PutPlan::Kind::kConsume) {
+      return ConsumeUpload(state, call, std::move(first), plan);
+    }
+    name = plan.table;
+    mode = ModeOf(plan.mode);
+    ingested = std::move(plan.ingested);
+  } else {
+    if (!first.descriptor || first.descriptor->type() != protocol::FlightDescriptor::PATH ||
+        first.descriptor->path_size() != 1) {
+      return InvalidArgument("flight: DoPut: the first FlightData needs a descriptor PATH [table]");
+    }
+    name = first.descriptor->path(0);
+    BRIDGE_ASSIGN_OR_RETURN(mode, ParsePutMode(first.app_metadata));
   }
-  std::string name = first.descriptor->path(0);
+  BRIDGE_RETURN_NOT_OK(state.Authorize(call.context(), auth::kIngest).status());
   BRIDGE_RETURN_NOT_OK(ValidateTableName(name));
-  BRIDGE_ASSIGN_OR_RETURN(PutMode mode, ParsePutMode(first.app_metadata));
   BRIDGE_ASSIGN_OR_RETURN(TableClaim claim, TableClaim::Make(state, name));
   BRIDGE_ASSIGN_OR_RETURN(std::unique_ptr<UploadStream> upload,
                           UploadStream::Open(state, call, std::move(first)));
@@ -177,6 +215,7 @@ Status RunDoPut(ServerState& state, UploadCall& call) {
   BRIDGE_RETURN_NOT_OK(state.services.db->WriteParquet(*upload, target.path, target.parquet));
   state.rows_ingested.fetch_add(upload->rows(), std::memory_order_relaxed);
   BRIDGE_RETURN_NOT_OK(state.services.catalog->Refresh().status());
+  if (ingested) return call.Write(MakePutResult(ingested(upload->rows())));
   nlohmann::json done = {{"rows", upload->rows()},
                          {"table", name},
                          {"mode", std::string(ModeName(mode))},
@@ -188,12 +227,15 @@ Status RunDoPut(ServerState& state, UploadCall& call) {
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* NewDoPut(
     ServerState& state, grpc::CallbackServerContext* ctx) {
-  Status allowed = state.Authorize(*ctx, auth::kIngest).status();
-  if (!allowed.ok()) {
-    return new FailedBidi<grpc::ByteBuffer, grpc::ByteBuffer>(ToGrpcStatus(allowed));
+  // Reading is checked here; writing a table (ingest) once the descriptor says what the upload
+  // is (a Flight SQL command may only bind parameters).
+  Result<auth::Principal> principal = state.Authorize(*ctx);
+  if (!principal.ok()) {
+    return new FailedBidi<grpc::ByteBuffer, grpc::ByteBuffer>(ToGrpcStatus(principal.status()));
   }
-  return UploadCall::Start(state, ctx,
-                           [&state](UploadCall& call) { return RunDoPut(state, call); });
+  return UploadCall::Start(state, ctx, [&state, principal = *principal](UploadCall& call) {
+    return RunDoPut(state, call, principal);
+  });
 }
 
 }  // namespace bridge::flight

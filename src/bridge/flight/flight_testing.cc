@@ -19,9 +19,11 @@ double TestServer::Counter(const std::string& name) {
   return -1;
 }
 
-std::unique_ptr<TestServer> StartServer(bool with_users, std::chrono::milliseconds keepalive,
-                                        const std::function<void(FlightServerOptions&)>& configure,
-                                        bool with_cache) {
+std::unique_ptr<TestServer> StartServer(
+    bool with_users, std::chrono::milliseconds keepalive,
+    const std::function<void(FlightServerOptions&)>& configure,
+    const std::function<std::unique_ptr<CommandHandler>(TestServer&)>& make_commands,
+    bool with_cache) {
   auto t = std::make_unique<TestServer>();
   auto data = t->dir.path() / "data";
   std::filesystem::create_directories(data);
@@ -76,7 +78,9 @@ std::unique_ptr<TestServer> StartServer(bool with_users, std::chrono::millisecon
     if (!opened.ok()) return nullptr;
     t->cache = std::move(opened).value();
   }
-  Services services{t->db.get(), t->catalog.get(), t->auth.get(), &t->registry, t->cache.get()};
+  if (make_commands) t->commands = make_commands(*t);
+  Services services{t->db.get(),  t->catalog.get(), t->auth.get(),
+                    &t->registry, t->cache.get(),   t->commands.get()};
   auto server = FlightServer::Start(options, services);
   EXPECT_TRUE(server.ok()) << server.status();
   if (!server.ok()) return nullptr;

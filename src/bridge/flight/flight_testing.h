@@ -15,6 +15,7 @@
 #include "bridge/catalog/catalog.h"
 #include "bridge/common/testing.h"
 #include "bridge/engine/engine.h"
+#include "bridge/flight/command_handler.h"
 #include "bridge/flight/grpc_flight_data_internal.h"
 #include "bridge/flight/server.h"
 #include "grpcpp/grpcpp.h"
@@ -30,6 +31,7 @@ struct TestServer {
   std::unique_ptr<engine::Database> db;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<auth::Authenticator> auth;
+  std::unique_ptr<CommandHandler> commands;  // Services::commands, when made
   prometheus::Registry registry;
   std::unique_ptr<cache::Cache> cache;  // with_cache: a result cache in dir/results
   std::unique_ptr<FlightServer> server;
@@ -44,10 +46,13 @@ struct TestServer {
 // VARCHAR) and letters.csv (letter, n: a,1 / b,2); the catalog does not watch (call
 // catalog->Refresh()). With `with_users`: alice (read), bob (no permissions), carol (read,
 // ingest), all with password "secret". `configure` may change the server options before the
-// start. Returns null (after a failed EXPECT) when something cannot start.
+// start; `make_commands` may make the server's CommandHandler (e.g. Flight SQL) over the test's
+// database and catalog. Returns null (after a failed EXPECT) when something cannot start.
 std::unique_ptr<TestServer> StartServer(
     bool with_users = false, std::chrono::milliseconds keepalive = std::chrono::seconds(5),
-    const std::function<void(FlightServerOptions&)>& configure = {}, bool with_cache = false);
+    const std::function<void(FlightServerOptions&)>& configure = {},
+    const std::function<std::unique_ptr<CommandHandler>(TestServer&)>& make_commands = {},
+    bool with_cache = false);
 
 protocol::FlightDescriptor Path(std::vector<std::string> path);
 protocol::FlightDescriptor Sql(const std::string& sql);

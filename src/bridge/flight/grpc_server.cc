@@ -185,6 +185,10 @@ class FlightServiceImpl final : public ServiceBase {
                                           const protocol::FlightDescriptor* descriptor,
                                           protocol::FlightInfo* info) override {
     return RunUnary(ctx, [this, ctx, descriptor, info]() -> Status {
+      if (CommandHandler* handler = HandlerOf(state_, *descriptor)) {
+        BRIDGE_ASSIGN_OR_RETURN(*info, CommandFlightInfo(state_, *handler, ctx, *descriptor));
+        return OkStatus();
+      }
       BRIDGE_RETURN_NOT_OK(state_.Authorize(*ctx));
       BRIDGE_ASSIGN_OR_RETURN(auto session, state_.services.db->Connect());
       BRIDGE_ASSIGN_OR_RETURN(Plan plan, state_.PlanDescriptor(*descriptor, *session));
@@ -197,6 +201,12 @@ class FlightServiceImpl final : public ServiceBase {
                                       const protocol::FlightDescriptor* descriptor,
                                       protocol::SchemaResult* result) override {
     return RunUnary(ctx, [this, ctx, descriptor, result]() -> Status {
+      if (CommandHandler* handler = HandlerOf(state_, *descriptor)) {
+        BRIDGE_ASSIGN_OR_RETURN(auto info, CommandFlightInfo(state_, *handler, ctx, *descriptor,
+                                                             /*schema_only=*/true));
+        result->set_schema(std::move(*info.mutable_schema()));
+        return OkStatus();
+      }
       BRIDGE_RETURN_NOT_OK(state_.Authorize(*ctx));
       BRIDGE_ASSIGN_OR_RETURN(auto session, state_.services.db->Connect());
       BRIDGE_ASSIGN_OR_RETURN(Plan plan, state_.PlanDescriptor(*descriptor, *session));

@@ -158,7 +158,7 @@ Fetched GetSql(TestServer& t, const std::string& sql) {
 
 TEST(FlightCacheTest, SecondDoGetIsServedFromTheCachedFileWithTheSameMessages) {
   auto t = StartServer(
-      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, true);
+      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, {}, true);
   ASSERT_NE(t, nullptr);
   const std::string sql = "SELECT id, label FROM numbers WHERE id % 3 = 0";
   Fetched first = GetSql(*t, sql);
@@ -192,7 +192,7 @@ TEST(FlightCacheTest, SecondDoGetIsServedFromTheCachedFileWithTheSameMessages) {
 
 TEST(FlightCacheTest, ACorruptBatchEndsTheCallWithDataLossAndTheRetryRunsTheQuery) {
   auto t = StartServer(
-      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, true);
+      false, std::chrono::seconds(5), [](FlightServerOptions& o) { o.endpoints = 1; }, {}, true);
   ASSERT_NE(t, nullptr);
   const std::string sql = "SELECT id, label FROM numbers";
   Fetched first = GetSql(*t, sql);

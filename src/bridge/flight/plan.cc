@@ -369,6 +369,12 @@ Result<Plan> ServerState::PlanDescriptor(const protocol::FlightDescriptor& descr
       if (plan.sql.starts_with(kPollPrefix)) {
         return InvalidArgument("flight: a poll descriptor is only valid for PollFlightInfo");
       }
+      if (HandlerOf(*this, descriptor) != nullptr) {
+        // GetFlightInfo and GetSchema hand these to the handler; the other RPCs do not take them.
+        return InvalidArgument(
+            "flight: this command (a Flight SQL message) is for GetFlightInfo, "
+            "GetSchema and DoPut");
+      }
       break;
     default:
       return InvalidArgument("flight: descriptor type must be PATH or CMD");

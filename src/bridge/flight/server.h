@@ -47,6 +47,8 @@ class Cache;
 
 namespace bridge::flight {
 
+class CommandHandler;  // command_handler.h
+
 struct FlightServerOptions {
   std::string host = "127.0.0.1";
   int port = 8815;  // 0 = any free port (see FlightServer::port())
@@ -98,6 +100,7 @@ struct Services {
   // is answered from its entry (FlightData bodies are slices of the file's mapping) or
   // writes one while it streams.
   cache::Cache* cache = nullptr;
+  CommandHandler* commands = nullptr;  // may be null = Flight only (no Flight SQL)
 };
 
 // Counters of the zero-copy data path (also exported as Prometheus counters when a registry

@@ -10,6 +10,7 @@
 //   actions.cc      DoAction, ListActions
 //   security.cc     listening port credentials (TLS / mTLS)
 //   middleware.cc   server interceptors
+//   commands.cc     the CommandHandler hooks (Flight SQL)
 #pragma once
 
 #include <algorithm>
@@ -33,6 +34,7 @@
 #include "bridge/auth/auth.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/engine/engine.h"
+#include "bridge/flight/command_handler.h"
 #include "bridge/flight/grpc_flight_data_internal.h"
 #include "bridge/flight/grpc_status_internal.h"
 #include "bridge/flight/server.h"
@@ -383,6 +385,17 @@ grpc::ServerWriteReactor<protocol::Result>* NewDoAction(ServerState& state,
                                                         const protocol::Action* action);
 grpc::ServerWriteReactor<protocol::ActionType>* NewListActions(ServerState& state,
                                                                grpc::CallbackServerContext* ctx);
+
+// commands.cc: the CommandHandler hooks. HandlerOf returns the handler that claims a CMD
+// descriptor, or null. MakeCommandCall describes the call to the handler. CommandFlightInfo
+// answers GetFlightInfo (and, by its schema, GetSchema: `schema_only`) for the handler's
+// command.
+CommandHandler* HandlerOf(const ServerState& state, const protocol::FlightDescriptor& descriptor);
+CommandCall MakeCommandCall(grpc::CallbackServerContext* ctx, auth::Principal principal);
+Result<protocol::FlightInfo> CommandFlightInfo(ServerState& state, CommandHandler& handler,
+                                               grpc::CallbackServerContext* ctx,
+                                               const protocol::FlightDescriptor& descriptor,
+                                               bool schema_only = false);
 
 // security.cc: adds the listening port with the credentials the options ask for (insecure,
 // TLS, or mutual TLS). `port` receives the bound port once the server starts.
