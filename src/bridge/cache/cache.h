@@ -148,6 +148,9 @@ class Entry {
   // index; DataLoss on a mismatch, after evicting the entry from the cache (logged): the
   // caller must not serve it and runs the query instead.
   Status VerifyMessage(size_t i) const;
+  // Whether message i was verified in this process (and VerifyMessage(i) will not hash it
+  // again); false for a bad index or when trust_after_first_verify is off.
+  bool IsVerified(size_t i) const;
   // Verifies every message not yet verified and the end-of-stream marker, in one streaming
   // pass over the stream section; at most once per entry and process with
   // trust_after_first_verify. For the sendfile path, before the first byte is sent. Errors

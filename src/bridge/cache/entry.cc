@@ -108,6 +108,13 @@ Status Entry::VerifyMessage(size_t i) const {
   return OkStatus();
 }
 
+bool Entry::IsVerified(size_t i) const {
+  if (i >= record_->header.messages.size() || record_->corrupt.load()) return false;
+  auto cache = cache_.lock();
+  const bool trust = cache == nullptr || cache->options().trust_after_first_verify;
+  return trust && record_->verified[i].load(std::memory_order_acquire);
+}
+
 Status Entry::VerifyAll() const {
   if (record_->corrupt.load()) {
     return absl::DataLossError(StrCat("cache: entry ", id(), " failed verification earlier"));

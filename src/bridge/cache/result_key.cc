@@ -136,8 +136,10 @@ Result<References> ParseReferences(engine::Session& session, std::string_view sq
 // the catalog at each lookup), so it is remembered: a cache hit then runs no query at all.
 // Bounded: the memo is emptied when it holds kMemoEntries texts.
 constexpr size_t kMemoEntries = 4096;
+constexpr size_t kMemoTextBytes = 16 << 10;  // longer texts are parsed every time
 
 Result<References> MemoizedReferences(engine::Session& session, std::string_view sql) {
+  if (sql.size() > kMemoTextBytes) return ParseReferences(session, sql);
   static std::mutex mu;
   static std::unordered_map<std::string, References> memo;
   {

@@ -182,6 +182,11 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
       return Start(stream_->schema());
     }
     if (LookUpCache()) {
+      // No query runs: give the engine session back for the transfer.
+      {
+        std::lock_guard<std::mutex> lock(session_mu_);
+        session_.reset();
+      }
       state_.ticker.Add(this);
       return Fetch();
     }
@@ -247,7 +252,12 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   // cached result, whose next message is a few microseconds of work (and a first-time
   // checksum), so each message costs no thread hop.
   void ScheduleFetch() {
-    if (from_cache_) return Fetch();
+    // Inline only when the next message needs no hashing (verified before: a warm entry);
+    // a first-time checksum of a large message is work for the pool, not a gRPC thread.
+    if (from_cache_ && cached_ != nullptr && next_cached_ < cached_->messages().size() &&
+        cached_->IsVerified(next_cached_)) {
+      return Fetch();
+    }
     state_.pool.Post([this] { Fetch(); });
   }
 

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <iterator>
 #include <system_error>
 
 #include "bridge/http/request.h"
@@ -28,19 +29,42 @@ bool IsBelow(const std::filesystem::path& path, const std::filesystem::path& dir
   return p != path.end();
 }
 
-// Opens `relative` beneath `dir_fd` without following any symbolic link and without
-// leaving the directory. Falls back to O_NOFOLLOW (last component only) on kernels
-// without openat2 (before 5.6).
+// Opens `relative` (no "." or ".." parts) beneath `dir_fd` without following any symbolic
+// link. On kernels without openat2 (before 5.6) the same is done one component at a time,
+// each opened with O_NOFOLLOW relative to the one before.
 int OpenBeneath(int dir_fd, const std::filesystem::path& relative) {
   constexpr uint64_t kFlags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
   open_how how{};
   how.flags = kFlags;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   long fd = ::syscall(SYS_openat2, dir_fd, relative.c_str(), &how, sizeof(how));
-  if (fd < 0 && errno == ENOSYS) {
-    fd = ::openat(dir_fd, relative.c_str(), static_cast<int>(kFlags) | O_NOFOLLOW);
+  if (fd >= 0 || errno != ENOSYS) return static_cast<int>(fd);
+  FileHandle at(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
+  for (auto part = relative.begin(); part != relative.end() && at.get() >= 0; ++part) {
+    const bool last = std::next(part) == relative.end();
+    const int flags = last ? static_cast<int>(kFlags) | O_NOFOLLOW
+                           : O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    at = FileHandle(::openat(at.get(), part->c_str(), flags));
   }
-  return static_cast<int>(fd);
+  return at.release();
+}
+
+// The data formats /files serves (optionally compressed): never the configuration, keys or
+// other files an operator may keep beside the tables.
+bool IsDataFile(const std::filesystem::path& path) {
+  std::string name = path.filename().string();
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view compressed : {".gz", ".zst", ".bz2", ".lz4"}) {
+    if (name.ends_with(compressed)) {
+      name.resize(name.size() - compressed.size());
+      break;
+    }
+  }
+  for (std::string_view ext : {".parquet", ".csv", ".tsv", ".json", ".ndjson", ".jsonl", ".arrow",
+                               ".arrows", ".feather", ".ipc"}) {
+    if (name.ends_with(ext) && name.size() > ext.size()) return true;
+  }
+  return false;
 }
 
 std::optional<uint64_t> ParseDigits(std::string_view s) {
@@ -132,6 +156,7 @@ Result<DataFile> OpenDataFile(const std::filesystem::path& data_dir, std::string
   for (const auto& part : inside) {
     if (!part.empty() && part.native().front() == '.') return Refused("hidden name");
   }
+  if (!IsDataFile(inside)) return Refused("not a data file");
 
   FileHandle dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0) return IoError("http: the data folder cannot be opened: ", strerror(errno));

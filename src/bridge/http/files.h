@@ -45,11 +45,13 @@ struct DataFile {
 
 // Opens `encoded` (the request path after "/files/", still percent-encoded) as a regular
 // file inside `data_dir`. The decoded path must be relative and '/'-separated, without
-// empty, "." or ".." segments, backslashes or hidden (dot) names. Symbolic links are
-// followed only while they stay inside the folder: the path is resolved, checked to lie
-// under the folder, and the resolved path is then opened beneath the folder's descriptor
-// with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), so a link swapped in between the
-// check and the open is refused rather than followed.
+// empty, "." or ".." segments, backslashes or hidden (dot) names, and name a data file
+// (.parquet, .csv, .tsv, .json, .ndjson, .jsonl, .arrow, .arrows, .feather, .ipc, each also
+// with .gz/.zst/.bz2/.lz4): never a users file, a key or anything else kept there. Symbolic links
+// are followed only while they stay inside the folder: the path is resolved, checked to lie under
+// the folder, and the resolved path is then opened beneath the folder's descriptor with
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) (before Linux 5.6: one component at a time with
+// O_NOFOLLOW), so a link swapped in between the check and the open is refused rather than followed.
 // InvalidArgument (400) for a bad escape or a NUL byte; NotFound (404) for everything else
 // that is refused (missing, outside, not a regular file, unreadable), so that probing learns
 // nothing about files outside the folder.

@@ -40,6 +40,9 @@ struct DataFolder {
     std::filesystem::create_symlink(".hidden.csv", data / "link_hidden.csv");
     std::filesystem::create_symlink(dir.path(), data / "up");
     ::mkfifo((data / "pipe.csv").c_str(), 0600);
+    WriteFile(data / "users.toml", "[users.alice]\n");
+    WriteFile(data / "server.key", "-----BEGIN PRIVATE KEY-----\n");
+    WriteFile(data / "trips.csv.gz", "gz");
   }
 };
 
@@ -61,15 +64,33 @@ TEST(OpenDataFileTest, OpensFilesInsideTheFolder) {
   EXPECT_EQ(ReadAll(d.fd.get()), "PAR1");
   ASSERT_OK_AND_ASSIGN(DataFile e, OpenDataFile(f.data, "up/data/cities.csv"));
   EXPECT_EQ(e.relative, "cities.csv");
+  ASSERT_OK_AND_ASSIGN(DataFile g, OpenDataFile(f.data, "trips.csv.gz"));  // compressed data
+  EXPECT_EQ(ReadAll(g.fd.get()), "gz");
 }
 
 TEST(OpenDataFileTest, RefusesEverythingThatLeavesTheFolderOrIsNotAFile) {
   DataFolder f;
-  for (const char* path :
-       {"../secret.txt", "%2e%2e/secret.txt", "%2E%2E%2Fsecret.txt", "trips/../../secret.txt",
-        "./cities.csv", "/etc/passwd", "%2Fetc%2Fpasswd", "trips//year=2024/part%201.parquet",
-        "..%5Csecret.txt", "link_out.csv", "up/secret.txt", "up", ".hidden.csv", "link_hidden.csv",
-        "trips", "trips/", "missing.csv", "", "pipe.csv"}) {
+  for (const char* path : {"../secret.txt",
+                           "%2e%2e/secret.txt",
+                           "%2E%2E%2Fsecret.txt",
+                           "trips/../../secret.txt",
+                           "./cities.csv",
+                           "/etc/passwd",
+                           "%2Fetc%2Fpasswd",
+                           "trips//year=2024/part%201.parquet",
+                           "..%5Csecret.txt",
+                           "link_out.csv",
+                           "up/secret.txt",
+                           "up",
+                           ".hidden.csv",
+                           "link_hidden.csv",
+                           "trips",
+                           "trips/",
+                           "missing.csv",
+                           "",
+                           "pipe.csv",
+                           "users.toml",
+                           "server.key"}) {
     EXPECT_STATUS(OpenDataFile(f.data, path), StatusCode::kNotFound, "no such file") << path;
   }
   EXPECT_STATUS(OpenDataFile(f.data, "cities.csv%00.txt"), StatusCode::kInvalidArgument, "NUL");

@@ -1225,6 +1225,19 @@ TEST(HttpFilesTest, ServesDataFilesWithRangesAndRefusesPathsOutOfTheFolder) {
   EXPECT_EQ(c.Do("HEAD", t->Url("/files/numbers.parquet")).Header("content-length"),
             std::to_string(parquet.size()));
   EXPECT_EQ(c.Post(t->Url("/files/numbers.parquet"), "x").status, 405);
+  // HEAD of an error has headers only, so the next response on the connection reads right.
+  {
+    int fd = ::bridge::testing::ConnectLoopback(t->port());
+    SendAll(fd,
+            "HEAD /files/missing.parquet HTTP/1.1\r\nHost: x\r\n\r\n"
+            "GET /files/sub%20dir/a%20b.csv HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string reply = ReadFrom(fd, std::chrono::seconds(10));
+    ::close(fd);
+    EXPECT_EQ(reply.find("HTTP/1.1 404"), 0u) << reply;
+    EXPECT_NE(reply.find("Content-Length: "), std::string::npos);
+    EXPECT_EQ(reply.find("HTTP/1.1 200"), reply.find("\r\n\r\n") + 4) << reply;
+    EXPECT_TRUE(reply.ends_with("\r\n\r\nx\n1\n")) << reply;
+  }
 
   // Traversal in every spelling, links out, hidden names, folders, NUL bytes.
   for (const char* target :
@@ -1239,7 +1252,7 @@ TEST(HttpFilesTest, ServesDataFilesWithRangesAndRefusesPathsOutOfTheFolder) {
   EXPECT_EQ(RawStatus(t->port(), "/files/up/data/numbers.parquet"), 200);  // out and back in
   EXPECT_DOUBLE_EQ(
       t->Metric("bridge_http_response_bytes_total{format=\"file\"}"),
-      static_cast<double>(2 * parquet.size() + csv.body.size() + 4 + 1024 + parquet.size()));
+      static_cast<double>(2 * parquet.size() + 2 * csv.body.size() + 4 + 1024 + parquet.size()));
 }
 
 }  // namespace

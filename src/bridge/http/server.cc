@@ -750,7 +750,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         status, content_type,
         status == 204 || status == 304 ? std::nullopt : std::optional<uint64_t>(body.size()), false,
         keep_alive_, extra_headers_);
-    out_ += body;
+    // A HEAD response (errors too) has the headers a GET would have and no body: bytes after
+    // them would be read as the next response on a kept-alive connection.
+    const bool head =
+        parser_ && parser_->is_header_done() && parser_->get().method() == bhttp::verb::head;
+    if (!head) out_ += body;
     Lowest().expires_after(core_.options.idle_timeout);
     asio::async_write(stream_, asio::buffer(out_),
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
