@@ -176,15 +176,26 @@ Result<std::string> Renew(ServerState& state, const std::string& body) {
   if (!request.ParseFromString(body)) {
     return InvalidArgument("flight: RenewFlightEndpoint body is not a RenewFlightEndpointRequest");
   }
-  BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket,
-                          state.signer.Verify(request.endpoint().ticket().ticket()));
+  // A ticket a CommandHandler wrapped (a Flight SQL statement's) is renewed inside its
+  // wrapping; the handler's own tickets (metadata results) do not expire.
+  std::string raw = request.endpoint().ticket().ticket();
+  const CommandHandler* handler = state.services.commands;
+  const bool wrapped = handler != nullptr && handler->HandlesTicket(raw);
+  if (wrapped) {
+    std::optional<std::string> inner = handler->UnwrapTicket(raw);
+    if (!inner) return request.endpoint().SerializeAsString();
+    raw = std::move(*inner);
+  }
+  BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket, state.signer.Verify(raw));
   if (state.PlanCancelled(ticket.plan_id)) {
     return Cancelled("flight: the FlightInfo of this endpoint was cancelled");
   }
   int64_t expiry = UnixSeconds(Clock::now() + state.options.ticket_ttl);
   ticket.expires = Clock::time_point(std::chrono::seconds(expiry));
   protocol::FlightEndpoint renewed = request.endpoint();
-  renewed.mutable_ticket()->set_ticket(state.signer.Sign(ticket));
+  std::string signed_ticket = state.signer.Sign(ticket);
+  renewed.mutable_ticket()->set_ticket(wrapped ? handler->WrapTicket(signed_ticket)
+                                               : std::move(signed_ticket));
   renewed.mutable_expiration_time()->set_seconds(expiry);
   renewed.mutable_expiration_time()->set_nanos(0);
   return renewed.SerializeAsString();

@@ -310,6 +310,30 @@ TEST(FlightSqlTest, StatementQueryStreamsThroughFlightTickets) {
   google::protobuf::Any any;
   ASSERT_TRUE(any.ParseFromString(info.endpoints.at(0).ticket));
   EXPECT_EQ(any.type_url(), "type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery");
+  // RenewFlightEndpoint renews the signed ticket inside its TicketStatementQuery.
+  {
+    grpc::ClientContext ctx;
+    protocol::FlightDescriptor descriptor;
+    descriptor.set_type(protocol::FlightDescriptor::CMD);
+    descriptor.set_cmd(Pack(query));
+    protocol::FlightInfo raw_info;
+    ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &raw_info).ok());
+    protocol::RenewFlightEndpointRequest renew;
+    *renew.mutable_endpoint() = raw_info.endpoint(0);
+    ASSERT_OK_AND_ASSIGN(auto results,
+                         client->DoAction("RenewFlightEndpoint", renew.SerializeAsString()));
+    protocol::FlightEndpoint renewed;
+    ASSERT_TRUE(renewed.ParseFromString(results.at(0)));
+    google::protobuf::Any wrapped;
+    ASSERT_TRUE(wrapped.ParseFromString(renewed.ticket().ticket()));
+    EXPECT_EQ(wrapped.type_url(),
+              "type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery");
+    EXPECT_GE(renewed.expiration_time().seconds(),
+              raw_info.endpoint(0).expiration_time().seconds());
+    auto fetched = flight::testing::RawDoGet(*t, renewed.ticket().ticket());
+    EXPECT_TRUE(fetched.status.ok()) << fetched.status.error_message();
+    EXPECT_EQ(fetched.messages.size(), 2u);  // schema + the one-row batch
+  }
   // GetSchema.
   ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema schema, client->GetSchema(Descriptor::Sql(Pack(query))));
   EXPECT_THAT(Fields(*schema), ElementsAre("total:l", "n:l"));
@@ -352,6 +376,17 @@ TEST(FlightSqlTest, PreparedStatementWithParametersRunsOncePerRow) {
   EXPECT_EQ(a.endpoints, 2u);
   EXPECT_THAT(a.info_fields, ElementsAre("label:u"));
   EXPECT_THAT(a.rows, ElementsAre("'row 3'", "'row 4242'"));
+  // A rebind: tickets planned for the old parameters are refused, never run with new ones.
+  ASSERT_OK_AND_ASSIGN(auto old_info, client->GetFlightInfo(Descriptor::Sql(Pack(command))));
+  std::vector<ipc::OwnedArray> rebind;
+  rebind.push_back(
+      ta::Batch(2, ta::Arrays(ta::MakeArray(2, {std::nullopt, ta::Bytes<int64_t>({7, 8})}))));
+  ASSERT_OK(client->Put(Descriptor::Sql(Pack(command)), *schema, std::move(rebind)).status());
+  auto stale = flight::testing::RawDoGet(*t, old_info.endpoints.at(0).ticket);
+  EXPECT_EQ(stale.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << stale.status.error_message();
+  ASSERT_OK_AND_ASSIGN(Answer rebound, RunCommand(*client, Pack(command)));
+  EXPECT_THAT(rebound.rows, ElementsAre("'row 7'", "'row 8'"));
 
   // A wrong number of parameter columns.
   auto two = ta::Columns(ta::Fields(ta::MakeSchema("l", "a"), ta::MakeSchema("l", "b")));
@@ -582,9 +617,14 @@ TEST(FlightSqlTest, BadInputGetsClearErrors) {
   ticket.set_statement_handle("Zzz");
   auto fetched = flight::testing::RawDoGet(*t, Pack(ticket));
   EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  ticket.set_statement_handle("Pps-nothing\n0");
+  ticket.set_statement_handle("Pps-nothing\n0\n0");  // id, bind generation, row
   fetched = flight::testing::RawDoGet(*t, Pack(ticket));
   EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  for (const char* bad : {"Pps-nothing\n0", "Pps\nx\n0", "Pps\n0\n-"}) {
+    ticket.set_statement_handle(bad);
+    fetched = flight::testing::RawDoGet(*t, Pack(ticket));
+    EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
   ticket.set_statement_handle("Qforged");
   fetched = flight::testing::RawDoGet(*t, Pack(ticket));
   EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -101,6 +101,9 @@ struct PreparedStatement {
   std::string dataset_schema;
   std::string parameter_schema;
   std::vector<std::vector<engine::Value>> rows;  // bound by DoPut; guarded by the handler's mu_
+  // Counts the binds (guarded by mu_): a ticket names the bind it was planned for, so a
+  // rebind never makes an old ticket run other parameters.
+  uint64_t generation = 0;
 };
 
 struct SessionOptions {
@@ -190,7 +193,8 @@ class FlightSqlHandler final : public flight::CommandHandler {
       plan.schema_message = prepared->dataset_schema;
       // One execution per bound parameter row, each its own endpoint.
       for (size_t i = 0; i < prepared->rows.size(); ++i) {
-        plan.tickets.push_back(TicketFor(kPreparedRow, StrCat(handle, "\n", i)));
+        plan.tickets.push_back(
+            TicketFor(kPreparedRow, StrCat(handle, "\n", prepared->generation, "\n", i)));
       }
       return plan;
     }
@@ -213,12 +217,19 @@ class FlightSqlHandler final : public flight::CommandHandler {
     if (handle.empty()) return InvalidArgument("flightsql: empty statement handle");
     flight::CommandTicket out;
     if (handle[0] == kPreparedRow) {
-      size_t newline = handle.rfind('\n');
-      if (newline == std::string::npos) return InvalidArgument("flightsql: bad statement handle");
-      std::string id = handle.substr(1, newline - 1);
+      // kPreparedRow + id + "\n" + bind generation + "\n" + row.
+      size_t last = handle.rfind('\n');
+      size_t middle =
+          last == std::string::npos || last == 0 ? std::string::npos : handle.rfind('\n', last - 1);
+      if (middle == std::string::npos || middle == 0) {
+        return InvalidArgument("flightsql: bad statement handle");
+      }
+      std::string id = handle.substr(1, middle - 1);
       size_t row = 0;
+      uint64_t generation = 0;
       try {
-        row = std::stoul(handle.substr(newline + 1));
+        generation = std::stoull(handle.substr(middle + 1, last - middle - 1));
+        row = std::stoul(handle.substr(last + 1));
       } catch (...) {
         return InvalidArgument("flightsql: bad statement handle");
       }
@@ -227,7 +238,7 @@ class FlightSqlHandler final : public flight::CommandHandler {
       {
         std::lock_guard<std::mutex> lock(mu_);
         BRIDGE_ASSIGN_OR_RETURN(PreparedStatement * prepared, Find(id, call));
-        if (row >= prepared->rows.size()) {
+        if (generation != prepared->generation || row >= prepared->rows.size()) {
           return FailedPrecondition(
               "flightsql: the prepared statement's parameters changed since GetFlightInfo; "
               "call it again");
@@ -429,6 +440,7 @@ class FlightSqlHandler final : public flight::CommandHandler {
       std::lock_guard<std::mutex> lock(mu_);
       BRIDGE_ASSIGN_OR_RETURN(PreparedStatement * prepared, Find(handle, call));
       prepared->rows = std::move(rows);
+      ++prepared->generation;
     }
     sql::DoPutPreparedStatementResult result;
     result.set_prepared_statement_handle(handle);
