@@ -10,6 +10,7 @@
 // session options (until CloseSession), each owned by the user that made it. Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -30,6 +31,12 @@ struct FlightSqlOptions {
   // beyond).
   size_t max_prepared_statements = 1024;
   size_t max_sessions = 4096;
+  // ... and per user, so that one client that never closes cannot lock the others out.
+  size_t max_prepared_statements_per_user = 128;
+  size_t max_sessions_per_user = 128;
+  // Prepared statements and sessions unused this long are dropped (a client that crashed
+  // never closes them).
+  std::chrono::seconds idle_timeout{1800};
   // Whether authentication is on: then CommandStatementUpdate and ingest need the ingest
   // permission (PERMISSION_DENIED otherwise).
   bool auth_enabled = false;

@@ -36,10 +36,12 @@ std::string Pack(const google::protobuf::Message& message) {
 
 // A server with the Flight SQL handler (with_users: alice read, bob nothing, carol read +
 // ingest; password "secret").
-std::unique_ptr<TestServer> StartSqlServer(bool with_users = false) {
-  return StartServer(with_users, std::chrono::seconds(5), {}, [with_users](TestServer& t) {
+std::unique_ptr<TestServer> StartSqlServer(
+    bool with_users = false, const std::function<void(FlightSqlOptions&)>& tune = {}) {
+  return StartServer(with_users, std::chrono::seconds(5), {}, [with_users, tune](TestServer& t) {
     FlightSqlOptions options;
     options.auth_enabled = with_users;
+    if (tune) tune(options);
     auto handler = MakeFlightSqlHandler(*t.db, *t.catalog, options);
     EXPECT_TRUE(handler.ok()) << handler.status();
     return handler.ok() ? std::move(handler).value() : nullptr;
@@ -406,6 +408,42 @@ TEST(FlightSqlTest, PreparedStatementWithParametersRunsOncePerRow) {
                 "no prepared statement");
   EXPECT_STATUS(client->DoAction("ClosePreparedStatement", Pack(close)), StatusCode::kNotFound,
                 "no prepared statement");
+}
+
+TEST(FlightSqlTest, OneUserCannotHoldEveryPreparedStatementAndIdleOnesExpire) {
+  {
+    auto t = StartSqlServer(true, [](FlightSqlOptions& o) {
+      o.max_prepared_statements_per_user = 2;
+      o.max_sessions_per_user = 1;
+    });
+    ASSERT_NE(t, nullptr);
+    auto alice = Connect(*t, "alice");
+    auto carol = Connect(*t, "carol");
+    ASSERT_OK(Prepare(*alice, "SELECT 1").status());
+    ASSERT_OK(Prepare(*alice, "SELECT 2").status());
+    EXPECT_STATUS(Prepare(*alice, "SELECT 3"), StatusCode::kResourceExhausted, "user 'alice'");
+    ASSERT_OK(Prepare(*carol, "SELECT 4").status());  // others are not locked out
+    // Sessions: a client that ignores its cookie gets a new session each time, up to its cap.
+    protocol::SetSessionOptionsRequest set;
+    (*set.mutable_session_options())["schema"].set_string_value("main");
+    ASSERT_OK(alice->DoAction("SetSessionOptions", set.SerializeAsString()).status());
+    EXPECT_STATUS(alice->DoAction("SetSessionOptions", set.SerializeAsString()),
+                  StatusCode::kResourceExhausted, "sessions");
+    ASSERT_OK(carol->DoAction("SetSessionOptions", set.SerializeAsString()).status());
+  }
+  {
+    auto t = StartSqlServer(false,
+                            [](FlightSqlOptions& o) { o.idle_timeout = std::chrono::seconds(0); });
+    ASSERT_NE(t, nullptr);
+    auto client = Connect(*t);
+    ASSERT_OK_AND_ASSIGN(auto first, Prepare(*client, "SELECT 1 AS one"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_OK(Prepare(*client, "SELECT 2 AS two").status());  // sweeps the idle first one
+    sql::CommandPreparedStatementQuery command;
+    command.set_prepared_statement_handle(first.prepared_statement_handle());
+    EXPECT_STATUS(client->GetFlightInfo(Descriptor::Sql(Pack(command))), StatusCode::kNotFound,
+                  "idle too long");
+  }
 }
 
 TEST(FlightSqlTest, PreparedStatementWithoutParametersAndOtherUsersHandles) {

@@ -104,10 +104,12 @@ struct PreparedStatement {
   // Counts the binds (guarded by mu_): a ticket names the bind it was planned for, so a
   // rebind never makes an old ticket run other parameters.
   uint64_t generation = 0;
+  std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
 };
 
 struct SessionOptions {
   std::string user;
+  std::chrono::steady_clock::time_point last_used = std::chrono::steady_clock::now();
   std::map<std::string, std::string> values;  // set options (others have their defaults)
 };
 
@@ -365,9 +367,38 @@ class FlightSqlHandler final : public flight::CommandHandler {
   Result<PreparedStatement*> Find(const std::string& handle, const flight::CommandCall& call) {
     auto it = prepared_.find(handle);
     if (it == prepared_.end() || it->second.user != call.principal.user) {
-      return NotFound("flightsql: no prepared statement with this handle (closed, or never made)");
+      return NotFound(
+          "flightsql: no prepared statement with this handle (closed, idle too long, or never "
+          "made)");
     }
+    it->second.last_used = std::chrono::steady_clock::now();
     return &it->second;
+  }
+
+  // Drops the prepared statements and sessions idle past options_.idle_timeout, then checks
+  // that `user` may open one more of `table` (the total and the per-user limit). Under mu_.
+  template <typename Table>
+  Status MakeRoomLocked(Table& table, size_t max_total, size_t max_per_user,
+                        const std::string& user, std::string_view what) {
+    const auto now = std::chrono::steady_clock::now();
+    size_t mine = 0;
+    for (auto it = table.begin(); it != table.end();) {
+      if (now - it->second.last_used > options_.idle_timeout) {
+        it = table.erase(it);
+        continue;
+      }
+      mine += it->second.user == user ? 1 : 0;
+      ++it;
+    }
+    if (table.size() >= max_total) {
+      return ResourceExhausted("flightsql: ", table.size(), " ", what,
+                               " are open; close some first");
+    }
+    if (mine >= max_per_user) {
+      return ResourceExhausted("flightsql: user '", user, "' has ", mine, " ", what,
+                               " open; close some first");
+    }
+    return OkStatus();
   }
 
   Status NeedIngest(const flight::CommandCall& call, std::string_view what) const {
@@ -409,10 +440,9 @@ class FlightSqlHandler final : public flight::CommandHandler {
     result.set_prepared_statement_handle(handle);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (prepared_.size() >= options_.max_prepared_statements) {
-        return ResourceExhausted("flightsql: ", prepared_.size(),
-                                 " prepared statements are open; close some first");
-      }
+      BRIDGE_RETURN_NOT_OK(MakeRoomLocked(prepared_, options_.max_prepared_statements,
+                                          options_.max_prepared_statements_per_user,
+                                          call.principal.user, "prepared statements"));
       prepared_.emplace(handle, std::move(prepared));
     }
     return std::optional<std::string>(Pack(result));
@@ -572,6 +602,7 @@ class FlightSqlHandler final : public flight::CommandHandler {
       return NotFound("flightsql: no session; SetSessionOptions starts one (cookie ",
                       std::string(kSessionCookie), ")");
     }
+    it->second.last_used = std::chrono::steady_clock::now();
     return &it->second;
   }
 
@@ -585,9 +616,9 @@ class FlightSqlHandler final : public flight::CommandHandler {
     Result<SessionOptions*> found = FindSession(call);
     SessionOptions* session = found.ok() ? *found : nullptr;
     if (session == nullptr) {
-      if (sessions_.size() >= options_.max_sessions) {
-        return ResourceExhausted("flightsql: too many sessions; close some first");
-      }
+      BRIDGE_RETURN_NOT_OK(MakeRoomLocked(sessions_, options_.max_sessions,
+                                          options_.max_sessions_per_user, call.principal.user,
+                                          "sessions"));
       std::string id = RandomHex(16);
       if (id.empty()) return Internal("flightsql: no randomness for a session id");
       session = &sessions_[id];
