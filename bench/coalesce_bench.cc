@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridge/arrow/concatenate.h"
 #include "bridge/engine/engine.h"
 
@@ -43,10 +44,7 @@ std::string Query() {
       kRows, ")");
 }
 
-[[noreturn]] void Die(const Status& status) {
-  std::fprintf(stderr, "coalesce_bench: %s\n", status.ToString().c_str());
-  std::exit(1);
-}
+using bench::Die;
 
 // The database and session every benchmark shares (opened once, never closed).
 engine::Session& SharedSession() {

@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridge/arrow/encoder.h"
 #include "bridge/cache/cache.h"
 #include "bridge/catalog/catalog.h"
@@ -44,16 +45,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fc = flight::client;
 
-[[noreturn]] void Die(const Status& status) {
-  std::fprintf(stderr, "flight_bench: %s\n", status.ToString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Check(Result<T> r) {
-  if (!r.ok()) Die(r.status());
-  return std::move(r).value();
-}
+using bench::Check;
+using bench::Die;
 
 struct Measure {
   double seconds = 0;

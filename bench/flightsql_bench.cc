@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridge/catalog/catalog.h"
 #include "bridge/engine/engine.h"
 #include "bridge/flight/client/client.h"
@@ -32,16 +33,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace fc = flight::client;
 
-[[noreturn]] void Die(const Status& status) {
-  std::fprintf(stderr, "flightsql_bench: %s\n", status.ToString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T Check(Result<T> r) {
-  if (!r.ok()) Die(r.status());
-  return std::move(r).value();
-}
+using bench::Check;
+using bench::Die;
 
 // Seconds of one GetFlightInfo + fetch of every endpoint of `descriptor`; `rows` receives the
 // row count.

@@ -69,6 +69,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "bridge/arrow/buffer.h"
 #include "bridge/arrow/c_data.h"
 #include "bridge/arrow/compression.h"
@@ -81,10 +82,7 @@ namespace {
 
 constexpr int64_t kRows = 1 << 20;
 
-[[noreturn]] void Die(const Status& status) {
-  std::fprintf(stderr, "ipc_bench: %s\n", status.ToString().c_str());
-  std::exit(1);
-}
+using bench::Die;
 
 [[noreturn]] void DieErrno(const char* what, const std::string& path) {
   std::fprintf(stderr, "ipc_bench: %s %s: %s\n", what, path.c_str(), std::strerror(errno));
