@@ -16,7 +16,12 @@ CommandHandler* HandlerOf(const ServerState& state, const protocol::FlightDescri
 CommandCall MakeCommandCall(grpc::CallbackServerContext* ctx, auth::Principal principal) {
   CommandCall call;
   call.principal = std::move(principal);
-  call.cookie = std::string(HeaderValue(*ctx, "cookie"));
+  // Every `cookie` header, joined as one Cookie line: clients may send each cookie apart.
+  auto range = ctx->client_metadata().equal_range("cookie");
+  for (auto it = range.first; it != range.second; ++it) {
+    if (!call.cookie.empty()) call.cookie += "; ";
+    call.cookie.append(it->second.data(), it->second.size());
+  }
   call.add_header = [ctx](const std::string& name, const std::string& value) {
     ctx->AddInitialMetadata(name, value);
   };

@@ -583,7 +583,12 @@ TEST(FlightSqlTest, SessionOptionsLiveInACookie) {
   auto action = [&](const std::string& type, const std::string& body, const std::string& cookie,
                     std::string* set_cookie) -> Result<std::string> {
     grpc::ClientContext ctx;
-    if (!cookie.empty()) ctx.AddMetadata("cookie", cookie);
+    // One `cookie` header per line of `cookie` (clients may send each cookie apart).
+    for (size_t start = 0; start < cookie.size();) {
+      size_t end = std::min(cookie.find('\n', start), cookie.size());
+      ctx.AddMetadata("cookie", cookie.substr(start, end - start));
+      start = end + 1;
+    }
     protocol::Action a;
     a.set_type(type);
     a.set_body(body);
@@ -623,6 +628,10 @@ TEST(FlightSqlTest, SessionOptionsLiveInACookie) {
   ASSERT_TRUE(got.ParseFromString(body));
   EXPECT_EQ(got.session_options().at("schema").string_value(), "main");
   EXPECT_EQ(got.session_options().at("catalog").string_value(), "memory");
+  // The session cookie in a second `cookie` header.
+  ASSERT_OK_AND_ASSIGN(body, action("GetSessionOptions", "", "a=b\n" + cookie, nullptr));
+  ASSERT_TRUE(got.ParseFromString(body));
+  EXPECT_EQ(got.session_options().at("schema").string_value(), "main");
 
   ASSERT_OK_AND_ASSIGN(body, action("CloseSession", "", cookie, nullptr));
   protocol::CloseSessionResult closed;
