@@ -80,6 +80,7 @@ CacheState::CacheState(CacheOptions options, int lock_fd)
     : options_(std::move(options)), lock_fd_(lock_fd) {}
 
 CacheState::~CacheState() {
+  write_queue_.Stop();
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
@@ -360,6 +361,7 @@ Result<std::unique_ptr<Cache>> Cache::Open(CacheOptions options) {
     return InvalidArgument("cache: max_bytes and max_entry_bytes must be positive");
   }
   if (options.ttl.count() < 0) return InvalidArgument("cache: negative ttl");
+  if (options.max_queued_bytes < 0) return InvalidArgument("cache: negative max_queued_bytes");
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) return IoError("cache: creating ", options.dir.string(), ": ", ec.message());

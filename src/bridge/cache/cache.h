@@ -74,6 +74,10 @@ struct CacheOptions {
   bool trust_after_first_verify = true;
   // fsync the file and the folder at Commit (tests of large entries may turn it off).
   bool sync = true;
+  // EntryWriter::Write queues the file write (and its checksum) on the cache's writer
+  // thread and returns; the queued messages pin their batches. Past this many queued bytes
+  // per writer, Write waits for the disk to catch up.
+  int64_t max_queued_bytes = int64_t{64} << 20;
   // The wall clock in milliseconds since the epoch (creation times are stored in the
   // files); tests replace it. Null means the system clock.
   std::function<int64_t()> clock;
@@ -232,15 +236,19 @@ class EntryWriter {
   EntryWriter& operator=(const EntryWriter&) = delete;
 
   // Appends `message` (a dictionary or record batch from the caller's encoder; a Schema
-  // message is skipped, the schema was written at BeginWrite) and checksums it. Never
-  // touches the message: the caller serves it regardless. On any error the entry is
-  // abandoned (temporary file removed, logged) and the caller should stop calling:
-  // ResourceExhausted when the file would exceed the entry limit, IoError when writing
-  // fails (e.g. a full disk), InvalidArgument for a message the file cannot hold (e.g. a
-  // dictionary replacement); FailedPrecondition once abandoned or committed.
+  // message is skipped, the schema was written at BeginWrite): the write and the checksum
+  // run on the cache's writer thread, with a copy of the message that shares its body
+  // (keep_alive), so the caller may drop its own at once. Never touches the message: the
+  // caller serves it regardless. On any error the entry is abandoned (temporary file
+  // removed, logged) and the caller should stop calling: ResourceExhausted when the file
+  // would exceed the entry limit, IoError when an earlier queued write failed (e.g. a full
+  // disk), InvalidArgument for a message the file cannot hold (e.g. a dictionary
+  // replacement); FailedPrecondition once abandoned or committed or when the cache is gone.
+  // Waits while more than max_queued_bytes of this writer's messages are queued.
   Status Write(const ipc::EncodedMessage& message);
 
-  // Writes the end-of-stream marker, the header and the footer, syncs, renames the file to
+  // Waits for the queued writes, then writes the end-of-stream marker, the header and the
+  // footer, syncs, renames the file to
   // its final name and syncs the folder; the entry becomes visible to Lookup (replacing an
   // older entry of the same key) and LRU eviction runs. Returns the pinned entry. On error
   // (IoError; ResourceExhausted when the footer takes the file past the entry limit;
@@ -253,7 +261,7 @@ class EntryWriter {
 
   // Whether the writer can still take messages (not abandoned, not committed).
   bool active() const;
-  // Bytes written to the file so far.
+  // Bytes the file holds once the queued writes are done.
   int64_t bytes_written() const;
   // The id the entry will have.
   const std::string& id() const;
@@ -261,9 +269,9 @@ class EntryWriter {
  private:
   friend class Cache;
   struct State;
-  explicit EntryWriter(std::unique_ptr<State> state);
+  explicit EntryWriter(std::shared_ptr<State> state);
   Status Fail(Status status);
-  std::unique_ptr<State> state_;
+  std::shared_ptr<State> state_;  // shared with its queued writes
 };
 
 }  // namespace bridge::cache

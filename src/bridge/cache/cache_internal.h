@@ -3,13 +3,17 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -80,6 +84,30 @@ struct EntryRecord {
   explicit EntryRecord(EntryHeader h, std::string file_path, int64_t size);
 };
 
+// One background thread that runs the file writes (and checksums) of every EntryWriter in
+// the order they were pushed, so a response that tees into the cache does not pay for the
+// page-cache copy on its own thread. The thread starts at the first Push. Stop (and the
+// destructor) runs what is queued, then joins; a Push after Stop runs the job inline.
+class WriteQueue {
+ public:
+  WriteQueue() = default;
+  ~WriteQueue() { Stop(); }
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+
+  void Push(std::function<void()> job);
+  void Stop();
+
+ private:
+  void Run();
+
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopped_ = false;
+  std::thread thread_;
+};
+
 // The index and everything Cache, Entry and EntryWriter share. Thread-safe: `mu` guards
 // the index and the counters but the atomic ones.
 class CacheState : public std::enable_shared_from_this<CacheState> {
@@ -111,6 +139,7 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   void Corrupt(const EntryRecord& record);
 
   std::atomic<int64_t> bytes_verified{0};
+  WriteQueue& write_queue() { return write_queue_; }
 
  private:
   struct Slot {
@@ -143,6 +172,9 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   static constexpr size_t kWarmEntries = 16;
   std::list<std::shared_ptr<const Entry>> warm_;
   CacheStats stats_;
+  // Last, so it is stopped (its jobs run) before anything else goes; ~CacheState also stops
+  // it first thing, before it releases the folder's lock.
+  WriteQueue write_queue_;
 };
 
 }  // namespace bridge::cache::internal

@@ -3,11 +3,13 @@
 #include "bridge/cache/cache.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -393,6 +395,69 @@ TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
   EXPECT_EQ(cache->Lookup(Key()), nullptr);
   // The key is free to be written again.
   ASSERT_OK(WriteEntry(*cache, Key(), 1));
+}
+
+TEST(CacheTest, QueuedWritesOutliveTheCallersMessagesAndKeepTheirOrder) {
+  testing::TempDir dir;
+  CacheOptions options = Options(dir.path());
+  options.max_queued_bytes = 1;  // every Write waits for the one before it
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(options));
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
+  constexpr int kBatches = 200;
+  for (int i = 0; i < kBatches; ++i) {
+    // The messages, and with them the caller's hold on the batch, go at the end of the turn.
+    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
+    for (const EncodedMessage& m : messages) ASSERT_OK(writer->Write(m));
+  }
+  const int64_t accepted = writer->bytes_written();
+  ASSERT_OK_AND_ASSIGN(auto entry, writer->Commit());
+  EXPECT_EQ(entry->messages().back().offset + entry->messages().back().total_length(), accepted);
+  EXPECT_EQ(entry->record_batches(), kBatches);
+  EXPECT_EQ(FileRows(entry), ExpectedRows(kBatches));
+  ASSERT_OK(entry->VerifyAll());
+
+  EXPECT_STATUS(Cache::Open([&] {
+                  CacheOptions bad = Options(dir.path() / "other");
+                  bad.max_queued_bytes = -1;
+                  return bad;
+                }()),
+                StatusCode::kInvalidArgument, "max_queued_bytes");
+}
+
+TEST(CacheTest, AWriteThatFailsOnTheWriterThreadAbandonsTheEntry) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
+  // A file-size limit makes the writer thread's writes fail (EFBIG) past 4 KiB, as a full
+  // disk would; SIGXFSZ is ignored so that it is an error, not the end of the process.
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = saved;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  Status status;
+  for (int i = 0; i < 1000 && status.ok(); ++i) {
+    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
+    for (const EncodedMessage& m : messages) {
+      status = writer->Write(m);
+      if (!status.ok()) break;
+    }
+  }
+  // The failure shows at a later Write, or at the latest at Commit.
+  if (status.ok()) status = writer->Commit().status();
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::signal(SIGXFSZ, old_handler);
+  EXPECT_STATUS(status, StatusCode::kUnavailable, "File too large");  // IoError
+  EXPECT_FALSE(writer->active());
+  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});
+  EXPECT_EQ(cache->stats().writes_abandoned, 1);
+  EXPECT_EQ(cache->Lookup(Key()), nullptr);
+  ASSERT_OK(WriteEntry(*cache, Key(), 1));  // the key is free again
 }
 
 TEST(CacheTest, AbandonAndDestructorLeaveNoFile) {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <system_error>
 
 #include "bridge/cache/cache.h"
@@ -42,9 +44,52 @@ Status SyncFolder(const std::filesystem::path& dir) {
 
 }  // namespace
 
+namespace internal {
+
+void WriteQueue::Push(std::function<void()> job) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopped_) {
+      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+      jobs_.push_back(std::move(job));
+      ready_.notify_one();
+      return;
+    }
+  }
+  job();
+}
+
+void WriteQueue::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    ready_.notify_one();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void WriteQueue::Run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    ready_.wait(lock, [this] { return stopped_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopped, and everything ran
+    std::function<void()> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();
+    job = nullptr;  // drops what the job holds before the lock is taken again
+    lock.lock();
+  }
+}
+
+}  // namespace internal
+
+// The writer's state. The caller's thread owns the bookkeeping of what was accepted
+// (`accepted_bytes`, `active`); the queued jobs own the file (`writer`, `header.messages`)
+// until `pending` is back to zero, which Commit and Abandon wait for.
 struct EntryWriter::State {
   std::weak_ptr<internal::CacheState> cache;
-  internal::EntryHeader header;  // filled as messages are written
+  internal::EntryHeader header;  // messages are appended by the queued writes
   std::filesystem::path dir;
   std::string temp_path;
   std::string final_path;
@@ -54,28 +99,69 @@ struct EntryWriter::State {
   std::unique_ptr<ipc::FileDescriptorSink> sink;
   std::unique_ptr<ipc::FileWriter> writer;
   bool active = true;
+  int64_t accepted_bytes = 0;  // what the file holds once every queued write is done
+  int64_t max_queued_bytes = 0;
+
+  std::mutex mu;
+  std::condition_variable changed;
+  int pending = 0;                   // queued writes not done yet
+  int64_t queued_bytes = 0;          // their sizes
+  Status error;                      // the first failed write; later writes are skipped
+  std::atomic<bool> dropped{false};  // abandoned: queued writes are skipped
 
   ~State() {
     if (fd >= 0) ::close(fd);
   }
+
+  // Runs on the queue's thread: checksums and appends `message`.
+  void WriteQueued(const ipc::EncodedMessage& message) {
+    Status status;
+    bool skip;
+    {
+      std::lock_guard lock(mu);
+      skip = !error.ok();
+    }
+    if (!skip && !dropped.load(std::memory_order_acquire)) {
+      const int64_t offset = writer->bytes_written();
+      const uint64_t checksum = MessageChecksum(message);
+      status = writer->WriteEncodedMessage(message);
+      if (status.ok()) {
+        header.messages.push_back(CachedMessage{
+            message.type, offset, static_cast<int64_t>(message.metadata.size()),
+            static_cast<int64_t>(message.flatbuffer_size), message.body_length, checksum});
+      }
+    }
+    std::lock_guard lock(mu);
+    if (!status.ok() && error.ok()) error = WithContext(status, StrCat("cache: entry ", header.id));
+    --pending;
+    queued_bytes -= message.total_size();
+    changed.notify_all();
+  }
+
+  // Waits until every queued write is done; returns the first error of one.
+  Status Drain() {
+    std::unique_lock lock(mu);
+    changed.wait(lock, [this] { return pending == 0; });
+    return error;
+  }
 };
 
-EntryWriter::EntryWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
+EntryWriter::EntryWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
 
 EntryWriter::~EntryWriter() {
   if (state_->active) Abandon();
 }
 
 bool EntryWriter::active() const { return state_->active; }
-int64_t EntryWriter::bytes_written() const {
-  return state_->writer == nullptr ? 0 : state_->writer->bytes_written();
-}
+int64_t EntryWriter::bytes_written() const { return state_->accepted_bytes; }
 const std::string& EntryWriter::id() const { return state_->header.id; }
 
 void EntryWriter::Abandon() {
   State& s = *state_;
   if (!s.active) return;
   s.active = false;
+  s.dropped.store(true, std::memory_order_release);
+  (void)s.Drain();  // no queued write may touch the file once it is closed
   s.writer.reset();
   if (s.fd >= 0) {
     ::close(s.fd);
@@ -104,18 +190,34 @@ Status EntryWriter::Write(const ipc::EncodedMessage& message) {
   State& s = *state_;
   if (!s.active) return FailedPrecondition("cache: entry ", s.header.id, " is no longer written");
   if (message.type == ipc::MessageType::kSchema) return OkStatus();
-  const int64_t offset = s.writer->bytes_written();
+  const int64_t size = message.total_size();
   // The end-of-stream marker (8 bytes) must fit too; the footer is checked at Commit.
-  if (offset + message.total_size() + 8 > s.limit) {
+  if (s.accepted_bytes + size + 8 > s.limit) {
     return Fail(
         ResourceExhausted("cache: entry ", s.header.id, " would exceed ", s.limit, " bytes"));
   }
-  const uint64_t checksum = MessageChecksum(message);
-  Status status = s.writer->WriteEncodedMessage(message);
-  if (!status.ok()) return Fail(WithContext(status, StrCat("cache: entry ", s.header.id)));
-  s.header.messages.push_back(
-      CachedMessage{message.type, offset, static_cast<int64_t>(message.metadata.size()),
-                    static_cast<int64_t>(message.flatbuffer_size), message.body_length, checksum});
+  auto cache = s.cache.lock();
+  if (cache == nullptr) {
+    return Fail(FailedPrecondition("cache: entry ", s.header.id, ": the cache was closed"));
+  }
+  {
+    // A write that failed stops the entry here; a slow disk makes the caller wait rather
+    // than pin more than max_queued_bytes of its batches.
+    std::unique_lock lock(s.mu);
+    s.changed.wait(lock, [&] {
+      return !s.error.ok() || s.queued_bytes == 0 || s.queued_bytes + size <= s.max_queued_bytes;
+    });
+    if (!s.error.ok()) {
+      Status error = s.error;
+      lock.unlock();
+      return Fail(std::move(error));
+    }
+    ++s.pending;
+    s.queued_bytes += size;
+  }
+  s.accepted_bytes += size;
+  // The copy shares the body's buffers (keep_alive pins them); only the metadata is copied.
+  cache->write_queue().Push([state = state_, queued = message] { state->WriteQueued(queued); });
   return OkStatus();
 }
 
@@ -127,6 +229,7 @@ Result<std::shared_ptr<const Entry>> EntryWriter::Commit() {
     Abandon();
     return FailedPrecondition("cache: entry ", s.header.id, ": the cache was closed");
   }
+  if (Status written = s.Drain(); !written.ok()) return Fail(std::move(written));
   const int64_t end_of_messages = s.writer->bytes_written();
   // The stream section: after the 8-byte magic, through the end-of-stream marker (8 bytes).
   s.header.stream = ipc::ByteRange{8, end_of_messages - 8 + 8};
@@ -184,7 +287,7 @@ Result<std::unique_ptr<EntryWriter>> Cache::BeginWrite(const CacheKey& key,
   if (!state_->BeginWriting(digest.full)) {
     return AlreadyExists("cache: an entry for this key is already being written");
   }
-  auto s = std::make_unique<EntryWriter::State>();
+  auto s = std::make_shared<EntryWriter::State>();
   s->cache = state_;
   s->header.id = id;
   s->header.key_digest = digest.full;
@@ -199,6 +302,7 @@ Result<std::unique_ptr<EntryWriter>> Cache::BeginWrite(const CacheKey& key,
   s->final_path = (cache_options.dir / (id + std::string(internal::kEntrySuffix))).string();
   s->limit = std::min(cache_options.max_bytes, cache_options.max_entry_bytes);
   s->sync = cache_options.sync;
+  s->max_queued_bytes = cache_options.max_queued_bytes;
   // From here on, the writer's destructor (on any error return) removes the temporary file
   // and the reservation.
   std::unique_ptr<EntryWriter> writer(new EntryWriter(std::move(s)));
@@ -216,6 +320,7 @@ Result<std::unique_ptr<EntryWriter>> Cache::BeginWrite(const CacheKey& key,
   if (st.writer->bytes_written() != 8 + schema_message.total_size()) {
     return Internal("cache: the file writer's schema message is not the encoder's");
   }
+  st.accepted_bytes = st.writer->bytes_written();
   const std::string_view flatbuffer = schema_message.flatbuffer();
   st.header.schema_hash =
       internal::Xxh3({reinterpret_cast<const uint8_t*>(flatbuffer.data()), flatbuffer.size()});
