@@ -148,12 +148,18 @@ Result<std::string> CancelFlightInfo(ServerState& state, const auth::Principal& 
     found = true;
   }
   std::vector<TicketContents> tickets;
+  std::vector<uint64_t> own_keys;  // of the handler's own tickets
   const CommandHandler* handler = state.services.commands;
   for (const protocol::FlightEndpoint& endpoint : info.endpoint()) {
     std::string raw = endpoint.ticket().ticket();
     if (handler != nullptr && handler->HandlesTicket(raw)) {
       std::optional<std::string> inner = handler->UnwrapTicket(raw);
-      if (!inner) continue;  // the handler's own result: nothing runs long enough to cancel
+      if (!inner) {
+        // The handler's own ticket: cancellable when it has a key (e.g. a Flight SQL
+        // prepared statement's parameter row); a metadata result is not.
+        if (const uint64_t key = handler->CancelKey(raw); key != 0) own_keys.push_back(key);
+        continue;
+      }
       raw = std::move(*inner);
     }
     BRIDGE_ASSIGN_OR_RETURN(TicketContents ticket, state.signer.Verify(raw));
@@ -163,6 +169,13 @@ Result<std::string> CancelFlightInfo(ServerState& state, const auth::Principal& 
     // Remembered until the ticket could have been renewed to the longest.
     state.MarkPlanCancelled(ticket.plan_id, ticket.expires + state.options.ticket_ttl);
     state.CancelQueries(ticket.plan_id, ticket.endpoint);
+    found = true;
+  }
+  for (const uint64_t key : own_keys) {
+    // The handler's tickets do not expire; its keys are per FlightInfo, so a ticket ttl is
+    // long enough for a client to give up on it.
+    state.MarkPlanCancelled(key, Clock::now() + state.options.ticket_ttl);
+    state.CancelQueries(key, std::nullopt);
     found = true;
   }
   protocol::CancelFlightInfoResult result;

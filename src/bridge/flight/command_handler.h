@@ -54,10 +54,19 @@ struct CommandPlan {
 using OpenStream = std::function<Result<std::unique_ptr<engine::BatchStream>>(
     engine::Session& session, const engine::QueryOptions& options)>;
 
-// A ticket of the handler's own, resolved for DoGet.
+// A ticket of the handler's own, resolved for DoGet: either a query the server runs as it
+// runs a signed ticket's (`sql` with `params` bound: prepared, schema sent at once, executed
+// on the first fetch with keep-alives meanwhile, through the result cache), or a stream the
+// handler opens itself (`open`, e.g. a metadata result computed in memory).
 struct CommandTicket {
-  OpenStream open;
-  std::string description;  // what `stats` shows as the call's SQL
+  std::string sql;
+  std::vector<engine::Value> params;
+  OpenStream open;          // used when `sql` is empty
+  std::string description;  // what `stats` shows as the call's SQL (`sql` when empty)
+  // Non-zero: the call is registered under this plan id, so a CancelFlightInfo naming a
+  // ticket whose CommandHandler::CancelKey is the same interrupts it, and refuses later
+  // DoGets of such tickets with CANCELLED. Should be random and unguessable.
+  uint64_t cancel_key = 0;
 };
 
 // What DoPut does with an upload whose descriptor is one of the handler's commands.
@@ -97,6 +106,10 @@ class CommandHandler {
   virtual std::optional<std::string> UnwrapTicket(std::string_view ticket) const = 0;
   // DoGet of one of the handler's own tickets (not a wrapped one).
   virtual Result<CommandTicket> ResolveTicket(std::string_view ticket, const CommandCall& call) = 0;
+  // CancelFlightInfo of one of the handler's own tickets: the cancel_key ResolveTicket gives
+  // its DoGet, or 0 when nothing it runs can be cancelled. Cheap; no authorization (the key
+  // is the capability).
+  virtual uint64_t CancelKey(std::string_view ticket) const = 0;
 
   // DoPut of `cmd` (the first message's descriptor).
   virtual Result<PutPlan> PlanPut(std::string_view cmd, const CommandCall& call) = 0;

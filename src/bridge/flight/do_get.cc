@@ -86,11 +86,16 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
                            public KeepAliveTarget,
                            public ServerState::Cancellable {
  public:
-  // With `open` (a CommandHandler's own ticket), the stream is opened by it instead of
-  // running ticket.sql.
+  // With `open` (a CommandHandler's own stream), the stream is opened by it instead of
+  // running ticket.sql; `params` are bound to ticket.sql (a CommandHandler's query).
   DoGetReactor(ServerState& state, const TicketContents& ticket, const std::string& user,
-               std::chrono::milliseconds timeout, OpenStream open = nullptr)
-      : state_(state), sql_(ticket.sql), timeout_(timeout), open_(std::move(open)) {
+               std::chrono::milliseconds timeout, OpenStream open = nullptr,
+               std::vector<engine::Value> params = {})
+      : state_(state),
+        sql_(ticket.sql),
+        params_(std::move(params)),
+        timeout_(timeout),
+        open_(std::move(open)) {
     keepalive_ = EncodeMetadataOnly(kKeepAliveMetadata);
     registration_ = state_.RegisterQuery(
         {0, this, "DoGet", user, ticket.sql, ticket.plan_id, ticket.endpoint, Clock::now()});
@@ -231,7 +236,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
     cache::Cache* cache = state_.services.cache;
     if (cache == nullptr) return false;
     Result<std::optional<cache::CacheKey>> key = cache::ResultKey(
-        *session_, *state_.services.catalog, sql_, {}, CacheOutputOptions(state_.options));
+        *session_, *state_.services.catalog, sql_, params_, CacheOutputOptions(state_.options));
     if (!key.ok() || !*key) return false;
     cache_key_ = std::move(**key);
     std::shared_ptr<const cache::Entry> entry = cache->Lookup(*cache_key_);
@@ -271,7 +276,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   // Runs the prepared statement (on the first fetch after the schema).
   Status Execute() {
-    BRIDGE_ASSIGN_OR_RETURN(stream_, prepared_->Execute({}, QueryOptions()));
+    BRIDGE_ASSIGN_OR_RETURN(stream_, prepared_->Execute(params_, QueryOptions()));
     return OkStatus();
   }
 
@@ -446,6 +451,7 @@ class DoGetReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
   ServerState& state_;
   const std::string sql_;
+  const std::vector<engine::Value> params_;
   const std::chrono::milliseconds timeout_;
   const OpenStream open_;
   uint64_t registration_ = 0;
@@ -485,7 +491,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
                                                      grpc::CallbackServerContext* ctx,
                                                      const grpc::ByteBuffer* request) {
   std::string user;
-  OpenStream open;  // a CommandHandler's own ticket
+  OpenStream open;                    // a CommandHandler's own stream
+  std::vector<engine::Value> params;  // a CommandHandler's query's parameters
   Result<TicketContents> ticket = [&]() -> Result<TicketContents> {
     BRIDGE_ASSIGN_OR_RETURN(auth::Principal principal, state.Authorize(*ctx));
     user = principal.user;
@@ -504,9 +511,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
         BRIDGE_ASSIGN_OR_RETURN(
             CommandTicket own,
             handler->ResolveTicket(message.ticket(), MakeCommandCall(ctx, std::move(principal))));
-        open = std::move(own.open);
+        if (own.cancel_key != 0 && state.PlanCancelled(own.cancel_key)) {
+          return Cancelled("flight: the FlightInfo of this ticket was cancelled");
+        }
         TicketContents contents;
-        contents.sql = std::move(own.description);
+        contents.plan_id = own.cancel_key;
+        if (!own.sql.empty()) {
+          contents.sql = std::move(own.sql);
+          params = std::move(own.params);
+        } else {
+          open = std::move(own.open);
+          contents.sql = std::move(own.description);
+        }
         return contents;
       }
     }
@@ -525,7 +541,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* NewDoGet(ServerState& state,
     return contents;
   }();
   if (!ticket.ok()) return new FailedWrite<grpc::ByteBuffer>(ToGrpcStatus(ticket.status()));
-  return new DoGetReactor(state, *ticket, user, CallTimeout(state, *ctx), std::move(open));
+  return new DoGetReactor(state, *ticket, user, CallTimeout(state, *ctx), std::move(open),
+                          std::move(params));
 }
 
 }  // namespace bridge::flight

@@ -37,15 +37,19 @@ std::string Pack(const google::protobuf::Message& message) {
 // A server with the Flight SQL handler (with_users: alice read, bob nothing, carol read +
 // ingest; password "secret").
 std::unique_ptr<TestServer> StartSqlServer(
-    bool with_users = false, const std::function<void(FlightSqlOptions&)>& tune = {}) {
-  return StartServer(with_users, std::chrono::seconds(5), {}, [with_users, tune](TestServer& t) {
-    FlightSqlOptions options;
-    options.auth_enabled = with_users;
-    if (tune) tune(options);
-    auto handler = MakeFlightSqlHandler(*t.db, *t.catalog, options);
-    EXPECT_TRUE(handler.ok()) << handler.status();
-    return handler.ok() ? std::move(handler).value() : nullptr;
-  });
+    bool with_users = false, const std::function<void(FlightSqlOptions&)>& tune = {},
+    std::chrono::milliseconds keepalive = std::chrono::seconds(5), bool with_cache = false) {
+  return StartServer(
+      with_users, keepalive, {},
+      [with_users, tune](TestServer& t) {
+        FlightSqlOptions options;
+        options.auth_enabled = with_users;
+        if (tune) tune(options);
+        auto handler = MakeFlightSqlHandler(*t.db, *t.catalog, options);
+        EXPECT_TRUE(handler.ok()) << handler.status();
+        return handler.ok() ? std::move(handler).value() : nullptr;
+      },
+      with_cache);
 }
 
 std::unique_ptr<Client> Connect(TestServer& t, const std::string& user = "") {
@@ -410,6 +414,44 @@ TEST(FlightSqlTest, PreparedStatementWithParametersRunsOncePerRow) {
                 "no prepared statement");
 }
 
+// With a result cache, each parameter row's result is cached under its own parameters.
+TEST(FlightSqlTest, PreparedStatementRowsAreCachedUnderTheirParameters) {
+  auto t = StartSqlServer(false, {}, std::chrono::seconds(5), /*with_cache=*/true);
+  ASSERT_NE(t, nullptr);
+  auto client = Connect(*t);
+  ASSERT_OK_AND_ASSIGN(auto created, Prepare(*client, "SELECT label FROM numbers WHERE id = ?"));
+  sql::CommandPreparedStatementQuery command;
+  command.set_prepared_statement_handle(created.prepared_statement_handle());
+  auto schema = ta::Columns(ta::Fields(ta::MakeSchema("l", "id")));
+  auto bind = [&](std::initializer_list<int64_t> ids) {
+    std::vector<ipc::OwnedArray> batches;
+    const int64_t n = static_cast<int64_t>(ids.size());
+    batches.push_back(
+        ta::Batch(n, ta::Arrays(ta::MakeArray(n, {std::nullopt, ta::Bytes<int64_t>(ids)}))));
+    return client->Put(Descriptor::Sql(Pack(command)), *schema, std::move(batches)).status();
+  };
+  ASSERT_OK(bind({3, 5}));
+  ASSERT_OK_AND_ASSIGN(Answer first, RunCommand(*client, Pack(command)));
+  EXPECT_THAT(first.rows, ElementsAre("'row 3'", "'row 5'"));
+  EXPECT_EQ(t->server->stats().results_from_cache, 0);
+  // Entries are committed just after their call ends.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (t->server->stats().results_cached < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(t->server->stats().results_cached, 2);
+  // The same parameters again (in another order): both rows from the cache.
+  ASSERT_OK(bind({5, 3}));
+  ASSERT_OK_AND_ASSIGN(Answer again, RunCommand(*client, Pack(command)));
+  EXPECT_THAT(again.rows, ElementsAre("'row 5'", "'row 3'"));
+  EXPECT_EQ(t->server->stats().results_from_cache, 2);
+  // Other parameters run.
+  ASSERT_OK(bind({7}));
+  ASSERT_OK_AND_ASSIGN(Answer other, RunCommand(*client, Pack(command)));
+  EXPECT_THAT(other.rows, ElementsAre("'row 7'"));
+  EXPECT_EQ(t->server->stats().results_from_cache, 2);
+}
+
 TEST(FlightSqlTest, OneUserCannotHoldEveryPreparedStatementAndIdleOnesExpire) {
   {
     auto t = StartSqlServer(true, [](FlightSqlOptions& o) {
@@ -537,6 +579,44 @@ TEST(FlightSqlTest, IngestCreatesAppendsAndRefusesAtomically) {
                 StatusCode::kInvalidArgument, "temporary");
 }
 
+// Starts the DoGet of `info`'s one endpoint, waits until `stats` lists a query containing
+// `marker`, cancels it with CancelFlightInfo and returns what the DoGet received; a later
+// DoGet of the same ticket is refused with CANCELLED.
+flight::testing::Fetched CancelWhileRunning(TestServer& t, Client& client,
+                                            const protocol::FlightInfo& info,
+                                            std::chrono::milliseconds run_for) {
+  EXPECT_EQ(info.endpoint_size(), 1);
+  const std::string ticket = info.endpoint(0).ticket().ticket();
+  flight::testing::Fetched fetched;
+  std::thread reader([&] { fetched = flight::testing::RawDoGet(t, ticket); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    auto stats = client.DoAction("stats");
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    if (!stats.ok() || stats->at(0).find("range(1000000000)") != std::string::npos) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the query never started";
+      break;
+    }
+    std::this_thread::yield();
+  }
+  std::this_thread::sleep_for(run_for);
+  protocol::CancelFlightInfoRequest request;
+  *request.mutable_info() = info;
+  auto results = client.DoAction("CancelFlightInfo", request.SerializeAsString());
+  EXPECT_TRUE(results.ok()) << results.status();
+  protocol::CancelFlightInfoResult cancelled;
+  EXPECT_TRUE(results.ok() && cancelled.ParseFromString(results->at(0)));
+  EXPECT_EQ(cancelled.status(), protocol::CANCEL_STATUS_CANCELLED);
+  reader.join();
+  EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::CANCELLED)
+      << fetched.status.error_message();
+  // Its tickets are refused from then on.
+  auto again = flight::testing::RawDoGet(t, ticket);
+  EXPECT_EQ(again.status.error_code(), grpc::StatusCode::CANCELLED) << again.status.error_message();
+  return fetched;
+}
+
 TEST(FlightSqlTest, CancelFlightInfoCancelsAStatementQuery) {
   auto t = StartSqlServer();
   ASSERT_NE(t, nullptr);
@@ -549,32 +629,57 @@ TEST(FlightSqlTest, CancelFlightInfoCancelsAStatementQuery) {
   descriptor.set_cmd(Pack(query));
   protocol::FlightInfo info;
   ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &info).ok());
-  ASSERT_EQ(info.endpoint_size(), 1);
-  std::string ticket = info.endpoint(0).ticket().ticket();
-  protocol::CancelFlightInfoRequest request;
-  *request.mutable_info() = info;
-  // Start the slow query, then cancel it through its FlightInfo.
-  std::thread reader([&] {
-    auto fetched = flight::testing::RawDoGet(*t, ticket);
-    EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::CANCELLED)
-        << fetched.status.error_message();
-  });
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    ASSERT_OK_AND_ASSIGN(auto stats, client->DoAction("stats"));
-    if (stats.at(0).find("range(1000000000)") != std::string::npos) break;
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the query never started";
-    std::this_thread::yield();
+  CancelWhileRunning(*t, *client, info, std::chrono::milliseconds(0));
+}
+
+// A parameter row runs like a planned query: its schema comes at once and keep-alives follow
+// while DuckDB executes, and CancelFlightInfo stops it.
+TEST(FlightSqlTest, CancelFlightInfoCancelsAPreparedStatementsParameterRow) {
+  auto t = StartSqlServer(false, {}, std::chrono::milliseconds(50));
+  ASSERT_NE(t, nullptr);
+  auto client = Connect(*t);
+  ASSERT_OK_AND_ASSIGN(auto created,
+                       Prepare(*client,
+                               "SELECT count(*) AS n FROM range(1000000000) a, range(1000) b "
+                               "WHERE a.range > ?"));
+  sql::CommandPreparedStatementQuery command;
+  command.set_prepared_statement_handle(created.prepared_statement_handle());
+  auto schema = ta::Columns(ta::Fields(ta::MakeSchema("l", "floor")));
+  std::vector<ipc::OwnedArray> batches;
+  batches.push_back(
+      ta::Batch(1, ta::Arrays(ta::MakeArray(1, {std::nullopt, ta::Bytes<int64_t>({-1})}))));
+  ASSERT_OK(client->Put(Descriptor::Sql(Pack(command)), *schema, std::move(batches)).status());
+  grpc::ClientContext ctx;
+  protocol::FlightDescriptor descriptor;
+  descriptor.set_type(protocol::FlightDescriptor::CMD);
+  descriptor.set_cmd(Pack(command));
+  protocol::FlightInfo info;
+  ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &info).ok());
+
+  auto fetched = CancelWhileRunning(*t, *client, info, std::chrono::milliseconds(300));
+  ASSERT_GE(fetched.messages.size(), 2u);
+  // FlightData carries the bare flatbuffer: encapsulate it (marker, length) to decode it.
+  std::string header = fetched.messages[0].data_header;
+  header.resize((header.size() + 7) / 8 * 8, '\0');
+  const uint32_t length = static_cast<uint32_t>(header.size());
+  std::string encapsulated("\xFF\xFF\xFF\xFF", 4);
+  for (int shift = 0; shift < 32; shift += 8) encapsulated += static_cast<char>(length >> shift);
+  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema sent, DecodeSchema(encapsulated + header));
+  EXPECT_THAT(Fields(*sent), ElementsAre("n:l"));
+  for (size_t i = 1; i < fetched.messages.size(); ++i) {
+    EXPECT_EQ(fetched.messages[i].app_metadata, "bridge:keepalive");
   }
-  ASSERT_OK_AND_ASSIGN(auto results,
-                       client->DoAction("CancelFlightInfo", request.SerializeAsString()));
-  protocol::CancelFlightInfoResult cancelled;
-  ASSERT_TRUE(cancelled.ParseFromString(results.at(0)));
-  EXPECT_EQ(cancelled.status(), protocol::CANCEL_STATUS_CANCELLED);
-  reader.join();
-  // Its tickets are refused from then on.
-  auto again = flight::testing::RawDoGet(*t, ticket);
-  EXPECT_EQ(again.status.error_code(), grpc::StatusCode::CANCELLED);
+
+  // Another GetFlightInfo is another plan: its ticket is not the cancelled one, and runs.
+  grpc::ClientContext again_ctx;
+  protocol::FlightInfo again;
+  ASSERT_TRUE(t->stub->GetFlightInfo(&again_ctx, descriptor, &again).ok());
+  ASSERT_EQ(again.endpoint_size(), 1);
+  EXPECT_NE(again.endpoint(0).ticket().ticket(), info.endpoint(0).ticket().ticket());
+  // (The reader cancels the call after the schema.)
+  auto first = flight::testing::RawDoGet(*t, again.endpoint(0).ticket().ticket(), "", 1);
+  ASSERT_EQ(first.messages.size(), 1u) << first.status.error_message();
+  EXPECT_EQ(first.messages[0].data_header, fetched.messages[0].data_header);
 }
 
 TEST(FlightSqlTest, SessionOptionsLiveInACookie) {
@@ -664,10 +769,14 @@ TEST(FlightSqlTest, BadInputGetsClearErrors) {
   ticket.set_statement_handle("Zzz");
   auto fetched = flight::testing::RawDoGet(*t, Pack(ticket));
   EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  ticket.set_statement_handle("Pps-nothing\n0\n0");  // id, bind generation, row
+  // id, bind generation, row, nonce
+  ticket.set_statement_handle("Pps-nothing\n0\n0\n00000000000000a1");
   fetched = flight::testing::RawDoGet(*t, Pack(ticket));
   EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::NOT_FOUND);
-  for (const char* bad : {"Pps-nothing\n0", "Pps\nx\n0", "Pps\n0\n-"}) {
+  for (const char* bad :
+       {"Pps-nothing\n0\n0", "Pps\nx\n0\n00000000000000a1", "Pps\n0\n-\n00000000000000a1",
+        "Pps\n0\n0\n0000000000000000", "Pps\n0\n0\n00000000000000a1\n", "P\n0\n0\n00000000000000a1",
+        "Pps\n0\n0\n00000000000000g1", "Pps\n0\n0\n1"}) {
     ticket.set_statement_handle(bad);
     fetched = flight::testing::RawDoGet(*t, Pack(ticket));
     EXPECT_EQ(fetched.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;

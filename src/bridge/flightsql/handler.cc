@@ -2,9 +2,13 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <system_error>
 #include <unordered_map>
+#include <vector>
 
 #include "Flight.pb.h"
 #include "bridge/arrow/encoder.h"
@@ -80,19 +84,37 @@ Status NoTransactions() {
       "NONE); every statement runs on its own");
 }
 
-// A prepared statement's stream: owns the statement it runs.
-class PreparedStream final : public engine::BatchStream {
- public:
-  PreparedStream(std::unique_ptr<engine::PreparedStatement> prepared,
-                 std::unique_ptr<engine::BatchStream> stream)
-      : prepared_(std::move(prepared)), stream_(std::move(stream)) {}
-  const ArrowSchema& schema() const override { return stream_->schema(); }
-  Result<ipc::OwnedArray> Next() override { return stream_->Next(); }
-
- private:
-  std::unique_ptr<engine::PreparedStatement> prepared_;
-  std::unique_ptr<engine::BatchStream> stream_;  // destroyed first
+// A prepared statement's parameter row as its ticket names it:
+// kPreparedRow + id + "\n" + bind generation + "\n" + row + "\n" + nonce (16 hex digits,
+// one per FlightInfo; never zero once parsed).
+struct PreparedRowTicket {
+  std::string id;
+  uint64_t generation = 0;
+  size_t row = 0;
+  uint64_t nonce = 0;
 };
+
+Result<PreparedRowTicket> ParsePreparedRow(std::string_view handle) {
+  std::vector<std::string_view> parts;
+  for (std::string_view rest = handle.substr(1);;) {
+    const size_t end = rest.find('\n');
+    parts.push_back(rest.substr(0, end));
+    if (end == std::string_view::npos) break;
+    rest.remove_prefix(end + 1);
+  }
+  PreparedRowTicket out;
+  auto number = [](std::string_view text, int base, auto* value) {
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value, base);
+    return error == std::errc() && end == text.data() + text.size() && !text.empty();
+  };
+  if (parts.size() != 4 || parts[0].empty() || !number(parts[1], 10, &out.generation) ||
+      !number(parts[2], 10, &out.row) || parts[3].size() != 16 ||
+      !number(parts[3], 16, &out.nonce) || out.nonce == 0) {
+    return InvalidArgument("flightsql: bad statement handle");
+  }
+  out.id = std::string(parts[0]);
+  return out;
+}
 
 struct PreparedStatement {
   std::string user;
@@ -193,10 +215,13 @@ class FlightSqlHandler final : public flight::CommandHandler {
                                " parameter(s); bind them with DoPut first");
       }
       plan.schema_message = prepared->dataset_schema;
-      // One execution per bound parameter row, each its own endpoint.
+      // One execution per bound parameter row, each its own endpoint; the FlightInfo's
+      // random nonce is what CancelFlightInfo cancels (CancelKey).
+      const std::string nonce = RandomHex(8);
+      if (nonce.empty()) return Internal("flightsql: no randomness for a ticket");
       for (size_t i = 0; i < prepared->rows.size(); ++i) {
-        plan.tickets.push_back(
-            TicketFor(kPreparedRow, StrCat(handle, "\n", prepared->generation, "\n", i)));
+        plan.tickets.push_back(TicketFor(
+            kPreparedRow, StrCat(handle, "\n", prepared->generation, "\n", i, "\n", nonce)));
       }
       return plan;
     }
@@ -219,45 +244,19 @@ class FlightSqlHandler final : public flight::CommandHandler {
     if (handle.empty()) return InvalidArgument("flightsql: empty statement handle");
     flight::CommandTicket out;
     if (handle[0] == kPreparedRow) {
-      // kPreparedRow + id + "\n" + bind generation + "\n" + row.
-      size_t last = handle.rfind('\n');
-      size_t middle =
-          last == std::string::npos || last == 0 ? std::string::npos : handle.rfind('\n', last - 1);
-      if (middle == std::string::npos || middle == 0) {
-        return InvalidArgument("flightsql: bad statement handle");
+      BRIDGE_ASSIGN_OR_RETURN(PreparedRowTicket parsed, ParsePreparedRow(handle));
+      std::lock_guard<std::mutex> lock(mu_);
+      BRIDGE_ASSIGN_OR_RETURN(PreparedStatement * prepared, Find(parsed.id, call));
+      if (parsed.generation != prepared->generation || parsed.row >= prepared->rows.size()) {
+        return FailedPrecondition(
+            "flightsql: the prepared statement's parameters changed since GetFlightInfo; "
+            "call it again");
       }
-      std::string id = handle.substr(1, middle - 1);
-      size_t row = 0;
-      uint64_t generation = 0;
-      try {
-        generation = std::stoull(handle.substr(middle + 1, last - middle - 1));
-        row = std::stoul(handle.substr(last + 1));
-      } catch (...) {
-        return InvalidArgument("flightsql: bad statement handle");
-      }
-      std::vector<engine::Value> params;
-      std::string sql;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        BRIDGE_ASSIGN_OR_RETURN(PreparedStatement * prepared, Find(id, call));
-        if (generation != prepared->generation || row >= prepared->rows.size()) {
-          return FailedPrecondition(
-              "flightsql: the prepared statement's parameters changed since GetFlightInfo; "
-              "call it again");
-        }
-        params = prepared->rows[row];
-        sql = prepared->sql;
-      }
-      out.description = sql;
-      out.open =
-          [sql, params = std::move(params)](
-              engine::Session& session,
-              const engine::QueryOptions& options) -> Result<std::unique_ptr<engine::BatchStream>> {
-        BRIDGE_ASSIGN_OR_RETURN(auto prepared, session.Prepare(sql));
-        BRIDGE_ASSIGN_OR_RETURN(auto stream, prepared->Execute(params, options));
-        return std::unique_ptr<engine::BatchStream>(
-            new PreparedStream(std::move(prepared), std::move(stream)));
-      };
+      // The server runs it like a planned query: schema first, keep-alives while it
+      // executes, the result cache with the parameters in the key.
+      out.sql = prepared->sql;
+      out.params = prepared->rows[parsed.row];
+      out.cancel_key = parsed.nonce;
       return out;
     }
     if (handle[0] == kMetadata) {
@@ -273,6 +272,13 @@ class FlightSqlHandler final : public flight::CommandHandler {
       return out;
     }
     return InvalidArgument("flightsql: unknown statement handle");
+  }
+
+  uint64_t CancelKey(std::string_view ticket) const override {
+    Result<std::string> handle = StatementHandle(ticket);
+    if (!handle.ok() || handle->empty() || (*handle)[0] != kPreparedRow) return 0;
+    Result<PreparedRowTicket> parsed = ParsePreparedRow(*handle);
+    return parsed.ok() ? parsed->nonce : 0;
   }
 
   Result<flight::PutPlan> PlanPut(std::string_view cmd, const flight::CommandCall& call) override {
