@@ -76,6 +76,28 @@ void RemoveFile(const std::string& path, std::string_view why) {
 
 }  // namespace
 
+// Holds mu_; on release drops what the locked code left in dead_entries_ and dead_files_,
+// after unlocking.
+class CacheState::Locked {
+ public:
+  explicit Locked(CacheState& state) : state_(state), lock_(state.mu_) {}
+  ~Locked() {
+    std::vector<std::shared_ptr<const Entry>> entries;
+    std::vector<std::pair<std::string, std::string>> files;
+    entries.swap(state_.dead_entries_);
+    files.swap(state_.dead_files_);
+    lock_.unlock();
+    entries.clear();
+    for (const auto& [path, why] : files) RemoveFile(path, why);
+  }
+  Locked(const Locked&) = delete;
+  Locked& operator=(const Locked&) = delete;
+
+ private:
+  CacheState& state_;
+  std::unique_lock<std::mutex> lock_;
+};
+
 CacheState::CacheState(CacheOptions options, int lock_fd)
     : options_(std::move(options)), lock_fd_(lock_fd) {}
 
@@ -130,11 +152,11 @@ Status CacheState::Scan() {
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
     return a->header.created_ms < b->header.created_ms;
   });
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   for (auto& record : found) {
     if (ExpiredLocked(*record)) {
       spdlog::info("cache: removing expired {}", record->path);
-      RemoveFile(record->path, "expired");
+      dead_files_.emplace_back(record->path, "expired");
       ++stats_.evictions;
       continue;
     }
@@ -167,12 +189,19 @@ void CacheState::EvictLocked(const std::string& id, std::string_view reason) {
   }
   lru_.erase(it->second.lru);
   by_id_.erase(it);
-  warm_.remove_if([&](const std::shared_ptr<const Entry>& e) { return e->id() == id; });
+  for (auto w = warm_.begin(); w != warm_.end();) {
+    if ((*w)->id() == id) {
+      dead_entries_.push_back(std::move(*w));
+      w = warm_.erase(w);
+    } else {
+      ++w;
+    }
+  }
   stats_.bytes -= record->file_size;
   --stats_.entries;
   ++stats_.evictions;
   // An entry still pinned keeps its descriptor and mapping: unlinking only drops the name.
-  RemoveFile(record->path, reason);
+  dead_files_.emplace_back(record->path, reason);
 }
 
 void CacheState::EvictForBudgetLocked() {
@@ -194,7 +223,10 @@ void CacheState::KeepWarmLocked(const std::shared_ptr<const Entry>& entry) {
     return;
   }
   warm_.push_front(entry);
-  if (warm_.size() > kWarmEntries) warm_.pop_back();
+  if (warm_.size() > kWarmEntries) {
+    dead_entries_.push_back(std::move(warm_.back()));
+    warm_.pop_back();
+  }
 }
 
 std::shared_ptr<const Entry> CacheState::MakeEntry(std::shared_ptr<EntryRecord> record, int fd,
@@ -225,7 +257,7 @@ std::shared_ptr<const Entry> CacheState::PinLocked(Slot& slot) {
 
 std::shared_ptr<const Entry> CacheState::Lookup(const CacheKey& key) {
   const KeyDigest digest = DigestKey(key);
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   auto q = by_query_.find(digest.query);
   if (q == by_query_.end()) {
     ++stats_.misses;
@@ -253,7 +285,7 @@ std::shared_ptr<const Entry> CacheState::Lookup(const CacheKey& key) {
 
 std::shared_ptr<const Entry> CacheState::FindById(std::string_view id) {
   if (!IsEntryId(id)) return nullptr;
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   auto it = by_id_.find(std::string(id));
   if (it == by_id_.end()) return nullptr;
   if (ExpiredLocked(*it->second.record)) {
@@ -270,7 +302,7 @@ std::shared_ptr<const Entry> CacheState::FindById(std::string_view id) {
 }
 
 int64_t CacheState::Invalidate(std::string_view table) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   std::vector<std::string> ids;
   for (const auto& [id, slot] : by_id_) {
     for (const TableVersion& t : slot.record->header.tables) {
@@ -285,14 +317,14 @@ int64_t CacheState::Invalidate(std::string_view table) {
 }
 
 bool CacheState::Remove(std::string_view id) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   if (by_id_.count(std::string(id)) == 0) return false;
   EvictLocked(std::string(id), "removed");
   return true;
 }
 
 void CacheState::Clear() {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   while (!lru_.empty()) EvictLocked(std::string(lru_.back()), "cleared");
 }
 
@@ -304,12 +336,12 @@ CacheStats CacheState::stats() const {
 }
 
 bool CacheState::BeginWriting(const std::string& key_digest) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   return writing_.insert(key_digest).second;
 }
 
 void CacheState::Abandoned(const std::string& key_digest) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   writing_.erase(key_digest);
   ++stats_.writes_abandoned;
 }
@@ -318,11 +350,11 @@ Result<std::shared_ptr<const Entry>> CacheState::Committed(EntryHeader header, s
                                                            int fd, int64_t file_size) {
   MappedFile file;
   Status status = MapDescriptor(fd, path, file);
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   writing_.erase(header.key_digest);
   if (!status.ok()) {
     ++stats_.writes_abandoned;
-    RemoveFile(path, "cannot be mapped");
+    dead_files_.emplace_back(path, "cannot be mapped");
     return status;
   }
   ++stats_.writes_committed;
@@ -342,7 +374,7 @@ Result<std::shared_ptr<const Entry>> CacheState::Committed(EntryHeader header, s
 }
 
 void CacheState::Corrupt(const EntryRecord& record) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   ++stats_.verify_failures;
   auto it = by_id_.find(record.header.id);
   if (it != by_id_.end() && it->second.record.get() == &record) {

@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "bridge/arrow/compression.h"
@@ -171,6 +172,13 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   // The most recently used entries, pinned (mapped) even while no reader holds them.
   static constexpr size_t kWarmEntries = 16;
   std::list<std::shared_ptr<const Entry>> warm_;
+  // What the locked code dropped, let go of by Locked once mu_ is released: warm entries'
+  // pins (the last one unmaps and closes) and files to delete (unlinking a large file that
+  // nothing holds frees its pages, which takes a while), so that no other caller waits on
+  // the lock for either.
+  class Locked;
+  std::vector<std::shared_ptr<const Entry>> dead_entries_;
+  std::vector<std::pair<std::string, std::string>> dead_files_;  // path, why
   CacheStats stats_;
   // Last, so it is stopped (its jobs run) before anything else goes; ~CacheState also stops
   // it first thing, before it releases the folder's lock.
