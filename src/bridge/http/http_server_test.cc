@@ -662,21 +662,29 @@ TEST(HttpServerTest, TooManyQueriesQueueThenGet429) {
 
 TEST(HttpServerTest, ErrorAfterTheStreamBeganTruncatesTheResponse) {
   ServerSetup setup;
-  setup.options.max_result_bytes = 200000;
+  // Above the first write (Arrow output gathers about 1 MiB of batches per write), below
+  // the whole result (300000 rows of two int64 columns, 4.8 MB).
+  setup.options.max_result_bytes = 2000000;
   auto t = StartServer(setup);
   ASSERT_NE(t, nullptr);
   Client c;
   Response r = c.Get(t->QueryUrl("SELECT id, twice FROM numbers", "&format=arrow"));
   EXPECT_EQ(r.status, 200);
   EXPECT_NE(r.code, CURLE_OK);  // no terminating chunk: curl reports the truncation
-  EXPECT_GT(r.body.size(), 0u);
-  EXPECT_LE(r.body.size(), 200000u);
+  EXPECT_GT(r.body.size(), 1000000u);
+  EXPECT_LE(r.body.size(), 2000000u);
   EXPECT_FALSE(DecodeArrow(r.body).ok() && DecodeArrow(r.body)->rows == 300000);
-  // Before the stream starts the same limit is a clean 413; a small result passes.
-  Response first = c.Get(t->QueryUrl("SELECT * FROM numbers", "&format=csv"));
-  EXPECT_EQ(first.status, 413);
-  EXPECT_THAT(first.body, HasSubstr("max_result_bytes"));
-  Response small = c.Get(t->QueryUrl("SELECT 1 AS x", "&format=csv"));
+  // A limit that the first write already passes is a clean 413; a small result passes.
+  ServerSetup tight;
+  tight.options.max_result_bytes = 200000;
+  auto u = StartServer(tight);
+  ASSERT_NE(u, nullptr);
+  for (const char* format : {"&format=csv", "&format=arrow"}) {
+    Response first = c.Get(u->QueryUrl("SELECT * FROM numbers", format));
+    EXPECT_EQ(first.status, 413) << format;
+    EXPECT_THAT(first.body, HasSubstr("max_result_bytes"));
+  }
+  Response small = c.Get(u->QueryUrl("SELECT 1 AS x", "&format=csv"));
   EXPECT_EQ(small.body, "x\n1\n");
 }
 

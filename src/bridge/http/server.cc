@@ -53,6 +53,11 @@ using Json = nlohmann::json;
 
 // Text output is sent as a chunk once it passes this size (or when the result ends).
 constexpr size_t kTextFlushBytes = size_t{256} << 10;
+// Arrow output gathers the messages of several batches into one write (one writev, one trip
+// through the socket's strand) until they pass this size, the result ends, or gathering
+// took kArrowFlushAfter (a slow query's first rows are not held back).
+constexpr int64_t kArrowFlushBytes = int64_t{1} << 20;
+constexpr auto kArrowFlushAfter = std::chrono::milliseconds(20);
 // End-of-stream marker of the Arrow IPC stream format.
 constexpr uint8_t kEndOfStream[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
 constexpr std::string_view kCrlf = "\r\n";
@@ -978,18 +983,25 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       if (job.done) return OkStatus();
     }
     if (job.encoder) {
-      BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
-      if (!batch.valid()) {
-        job.done = true;  // the entry is committed once the response is out (OnWritten)
-        return OkStatus();
-      }
-      job.step_rows = static_cast<uint64_t>(batch->length);
-      BRIDGE_ASSIGN_OR_RETURN(auto messages, job.encoder->Encode(std::move(batch)));
-      for (auto& m : messages) {
-        job.step_copied += m.copied_bytes;
-        // On failure (too big, disk full) the writer abandons the entry; the response goes on.
-        if (job.cache_writer && !job.cache_writer->Write(m).ok()) job.cache_writer.reset();
-        job.messages.push_back(std::move(m));
+      const auto started = Clock::now();
+      int64_t gathered = 0;
+      while (gathered < kArrowFlushBytes &&
+             (gathered == 0 || Clock::now() - started < kArrowFlushAfter)) {
+        BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, NextBatch(job));
+        if (!batch.valid()) {
+          job.done = true;  // the entry is committed once the response is out (OnWritten)
+          return OkStatus();
+        }
+        job.step_rows += static_cast<uint64_t>(batch->length);
+        BRIDGE_ASSIGN_OR_RETURN(auto messages, job.encoder->Encode(std::move(batch)));
+        for (auto& m : messages) {
+          job.step_copied += m.copied_bytes;
+          gathered += m.total_size();
+          // On failure (too big, disk full) the writer abandons the entry; the response goes on.
+          if (job.cache_writer && !job.cache_writer->Write(m).ok()) job.cache_writer.reset();
+          job.messages.push_back(std::move(m));
+        }
+        if (job.IsCancelled()) return Cancelled("http: query cancelled");
       }
       return OkStatus();
     }
