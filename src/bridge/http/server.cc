@@ -178,12 +178,15 @@ struct QueryJob {
   bool released = false;  // session and slot given back (set on the pool, read after the hand-off)
   std::optional<int64_t> rows_left;
 
-  // What the last step produced, written by the strand.
+  // What the last step produced, taken by the strand when it sends the step.
   std::vector<ipc::EncodedMessage> messages;  // format=arrow
   std::string text;                           // json / ndjson / csv (reused)
   bool done = false;                          // the result ended with this step
   uint64_t step_rows = 0;
   int64_t step_copied = 0;
+  // Held for a whole step and by the release: the next step runs while the strand writes
+  // the last one, so a release (the client went away) must wait for the step under way.
+  std::mutex produce_mu;
 
   // Parquet: the finished file.
   std::filesystem::path parquet_path;
@@ -195,7 +198,14 @@ struct QueryJob {
   std::shared_ptr<const cache::Entry> cached;
   std::string cache_header;  // "X-Bridge-Cache: ...\r\n" or ""
 
-  // Strand side.
+  // Strand side. The step being written (moved out of messages/text, so the pool can
+  // produce the next one meanwhile), whether a write is in flight, and whether a produced
+  // step waits for it to complete.
+  std::vector<ipc::EncodedMessage> sending;
+  std::string sending_text;
+  bool sending_done = false;
+  bool writing = false;
+  bool step_waiting = false;
   std::string head;
   std::string chunk_line;
   bool header_sent = false;
@@ -837,10 +847,14 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   // Runs on the pool: sets the query up on the first call, then produces the next piece of
   // output (one batch for Arrow, up to kTextFlushBytes of text), then hands it to the strand.
   void Produce(std::shared_ptr<QueryJob> job) {
-    Status st = ProduceStep(*job);
-    // At the end (or on error) free the session and the slot before the last bytes go out,
-    // so a client that sends its next query right after this one finds them free.
-    if (!st.ok() || job->done) ReleaseQuery(*job, core_);
+    Status st;
+    {
+      std::lock_guard step(job->produce_mu);
+      st = job->released ? Cancelled("http: query cancelled") : ProduceStep(*job);
+      // At the end (or on error) free the session and the slot before the last bytes go
+      // out, so a client that sends its next query right after this one finds them free.
+      if (!st.ok() || job->done) ReleaseQuery(*job, core_);
+    }
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), job = std::move(job), st] {
       self->OnProduced(job, st);
     });
@@ -1037,15 +1051,27 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (!st.ok()) return QueryFailed(job, st);
     if (job->request.format == OutputFormat::kParquet) return SendParquet(job);
     if (job->cached) return SendCached(job);
+    if (job->writing) {
+      job->step_waiting = true;  // sent when the write in flight completes (OnWritten)
+      return;
+    }
+    SendStep(job);
+  }
 
+  // Writes the step the pool produced (no step is being produced now) and, unless it ends
+  // the result, has the pool produce the next one while this one is written.
+  void SendStep(const std::shared_ptr<QueryJob>& job) {
+    job->sending.swap(job->messages);  // both empty but for the step: OnWritten cleared it
+    job->sending_text.swap(job->text);
+    job->sending_done = job->done;
     const bool chunked = !http10_;
     std::vector<asio::const_buffer> buffers;
     uint64_t payload = 0;
-    for (const auto& m : job->messages) payload += static_cast<uint64_t>(m.total_size());
+    for (const auto& m : job->sending) payload += static_cast<uint64_t>(m.total_size());
     // The encoder may already be released with the query: ask the format.
-    const bool end_of_stream = job->request.format == OutputFormat::kArrow && job->done;
+    const bool end_of_stream = job->request.format == OutputFormat::kArrow && job->sending_done;
     if (end_of_stream) payload += sizeof(kEndOfStream);
-    payload += job->text.size();
+    payload += job->sending_text.size();
 
     if (core_.options.max_result_bytes > 0 &&
         job->bytes_sent + payload > static_cast<uint64_t>(core_.options.max_result_bytes)) {
@@ -1067,34 +1093,44 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         job->chunk_line = ChunkLine(payload);
         buffers.push_back(asio::buffer(job->chunk_line));
       }
-      for (const auto& m : job->messages) {
+      for (const auto& m : job->sending) {
         buffers.push_back(asio::buffer(m.metadata));
         for (const auto& segment : m.body) {
           if (segment.size > 0) buffers.push_back(asio::buffer(segment.data, segment.size));
         }
       }
       if (end_of_stream) buffers.push_back(asio::buffer(kEndOfStream));
-      if (!job->text.empty()) buffers.push_back(asio::buffer(job->text));
+      if (!job->sending_text.empty()) buffers.push_back(asio::buffer(job->sending_text));
       if (chunked) buffers.push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
     }
-    if (job->done && chunked) buffers.push_back(asio::buffer(kLastChunk.data(), kLastChunk.size()));
+    if (job->sending_done && chunked) {
+      buffers.push_back(asio::buffer(kLastChunk.data(), kLastChunk.size()));
+    }
 
     job->bytes_sent += payload;
     job->rows_sent += job->step_rows;
     core_.metrics.BytesOut(job->request.format, payload);
     core_.metrics.RowsOut(job->request.format, job->step_rows);
-    if (job->encoder) core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(job->step_copied));
+    if (job->request.format == OutputFormat::kArrow) {
+      core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(job->step_copied));
+    }
 
     Lowest().expires_after(core_.options.idle_timeout);
+    job->writing = true;
     asio::async_write(stream_, buffers,
                       [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
                         self->OnWritten(job, ec);
                       });
+    // DuckDB and the socket work at the same time: at most one step ahead.
+    if (!job->sending_done) {
+      asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
+    }
   }
 
   void OnWritten(const std::shared_ptr<QueryJob>& job, beast::error_code ec) {
-    job->messages.clear();  // releases the batch
-    job->text.clear();
+    job->writing = false;
+    job->sending.clear();  // releases the batches
+    job->sending_text.clear();
     if (ec) {
       if (!job->ended && job->MarkCancelled("disconnect")) {
         core_.metrics.QueryCancelled("disconnect");
@@ -1105,12 +1141,15 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       EndQuery(job);
       return CloseNow();
     }
-    if (job->done) {
+    if (job->sending_done) {
       if (job->cache_writer) asio::post(core_.pool, [job] { CommitCacheEntry(*job); });
       EndQuery(job);
       return FinishRequest(true);
     }
-    asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
+    if (job->step_waiting) {
+      job->step_waiting = false;
+      OnProduced(job, OkStatus());
+    }
   }
 
   // `http_status` overrides HttpStatusOf(st) for an error before the stream began.
@@ -1155,9 +1194,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (job->ended) return;
     job->ended = true;
     if (job_ == job) job_.reset();
-    if (job->released) return;
+    // Always through the pool (a step may be under way there): ReleaseQuery is idempotent.
     ServerCore& core = core_;
     asio::post(core.pool, [job, &core] {
+      std::lock_guard step(job->produce_mu);
       job->messages.clear();
       ReleaseQuery(*job, core);
     });
@@ -1288,6 +1328,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   // Content-Length.
   void SendFileRange(const std::shared_ptr<QueryJob>& job, int status,
                      std::string_view content_type, std::string_view headers) {
+    job->sending_done = true;  // the whole response: OnWritten ends it
     job->file_offset = job->file_start;
     const uint64_t length = job->file_size - job->file_start;
     status_ = status;
