@@ -845,7 +845,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   // Runs on the pool: sets the query up on the first call, then produces the next piece of
-  // output (one batch for Arrow, up to kTextFlushBytes of text), then hands it to the strand.
+  // output (about kArrowFlushBytes of Arrow batches, up to kTextFlushBytes of text), then
+  // hands it to the strand. The strand posts the next call as soon as it starts writing.
   void Produce(std::shared_ptr<QueryJob> job) {
     Status st;
     {
