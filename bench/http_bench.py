@@ -296,7 +296,8 @@ def main():
         base = next(x for x in rows if x["what"].startswith("in-process"))
         print(f"### HTTP: latency of `{sql}`")
         print()
-        print(f"{rows[0]['reps']} repetitions each, interleaved; HTTP through one keep-alive libcurl "
+        print(f"{rows[0]['reps']} repetitions each, interleaved (the in-process run first, then the "
+              f"formats, which take turns going first); HTTP through one keep-alive libcurl "
               f"connection (`bench/http_latency.cc`). Gateway overhead (bar: < 0.5 ms at p50): the "
               f"difference of the p50s, and the median of the per-repetition differences (HTTP "
               f"minus in-process, back to back), which cancels most of a shared machine's noise.")
