@@ -113,6 +113,19 @@ Result<ipc::OwnedSchema> DecodeSchema(const std::string& message) {
   return holder.Schema();
 }
 
+// GetFlightInfo of a Flight SQL command through the raw stub: the FlightInfo message as it
+// travels (what CancelFlightInfo and RenewFlightEndpoint take back).
+Result<protocol::FlightInfo> RawFlightInfo(TestServer& t, const std::string& cmd) {
+  grpc::ClientContext ctx;
+  protocol::FlightDescriptor descriptor;
+  descriptor.set_type(protocol::FlightDescriptor::CMD);
+  descriptor.set_cmd(cmd);
+  protocol::FlightInfo info;
+  grpc::Status status = t.stub->GetFlightInfo(&ctx, descriptor, &info);
+  if (!status.ok()) return Internal("GetFlightInfo: ", status.error_message());
+  return info;
+}
+
 // Runs CreatePreparedStatement for `query` and unpacks its result.
 Result<sql::ActionCreatePreparedStatementResult> Prepare(Client& client, const std::string& query) {
   sql::ActionCreatePreparedStatementRequest create;
@@ -318,12 +331,7 @@ TEST(FlightSqlTest, StatementQueryStreamsThroughFlightTickets) {
   EXPECT_EQ(any.type_url(), "type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery");
   // RenewFlightEndpoint renews the signed ticket inside its TicketStatementQuery.
   {
-    grpc::ClientContext ctx;
-    protocol::FlightDescriptor descriptor;
-    descriptor.set_type(protocol::FlightDescriptor::CMD);
-    descriptor.set_cmd(Pack(query));
-    protocol::FlightInfo raw_info;
-    ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &raw_info).ok());
+    ASSERT_OK_AND_ASSIGN(protocol::FlightInfo raw_info, RawFlightInfo(*t, Pack(query)));
     protocol::RenewFlightEndpointRequest renew;
     *renew.mutable_endpoint() = raw_info.endpoint(0);
     ASSERT_OK_AND_ASSIGN(auto results,
@@ -623,12 +631,7 @@ TEST(FlightSqlTest, CancelFlightInfoCancelsAStatementQuery) {
   auto client = Connect(*t);
   sql::CommandStatementQuery query;
   query.set_query("SELECT count(*) FROM range(1000000000) a, range(1000) b");
-  grpc::ClientContext ctx;
-  protocol::FlightDescriptor descriptor;
-  descriptor.set_type(protocol::FlightDescriptor::CMD);
-  descriptor.set_cmd(Pack(query));
-  protocol::FlightInfo info;
-  ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &info).ok());
+  ASSERT_OK_AND_ASSIGN(protocol::FlightInfo info, RawFlightInfo(*t, Pack(query)));
   CancelWhileRunning(*t, *client, info, std::chrono::milliseconds(0));
 }
 
@@ -649,31 +652,25 @@ TEST(FlightSqlTest, CancelFlightInfoCancelsAPreparedStatementsParameterRow) {
   batches.push_back(
       ta::Batch(1, ta::Arrays(ta::MakeArray(1, {std::nullopt, ta::Bytes<int64_t>({-1})}))));
   ASSERT_OK(client->Put(Descriptor::Sql(Pack(command)), *schema, std::move(batches)).status());
-  grpc::ClientContext ctx;
-  protocol::FlightDescriptor descriptor;
-  descriptor.set_type(protocol::FlightDescriptor::CMD);
-  descriptor.set_cmd(Pack(command));
-  protocol::FlightInfo info;
-  ASSERT_TRUE(t->stub->GetFlightInfo(&ctx, descriptor, &info).ok());
+  ASSERT_OK_AND_ASSIGN(protocol::FlightInfo info, RawFlightInfo(*t, Pack(command)));
 
   auto fetched = CancelWhileRunning(*t, *client, info, std::chrono::milliseconds(300));
   ASSERT_GE(fetched.messages.size(), 2u);
-  // FlightData carries the bare flatbuffer: encapsulate it (marker, length) to decode it.
-  std::string header = fetched.messages[0].data_header;
-  header.resize((header.size() + 7) / 8 * 8, '\0');
-  const uint32_t length = static_cast<uint32_t>(header.size());
-  std::string encapsulated("\xFF\xFF\xFF\xFF", 4);
-  for (int shift = 0; shift < 32; shift += 8) encapsulated += static_cast<char>(length >> shift);
-  ASSERT_OK_AND_ASSIGN(ipc::OwnedSchema sent, DecodeSchema(encapsulated + header));
-  EXPECT_THAT(Fields(*sent), ElementsAre("n:l"));
+  // FlightData carries the bare flatbuffer Message: Flight's own decoder reads it.
+  const std::string& header = fetched.messages[0].data_header;
+  ipc::StreamDecoder decoder;
+  ASSERT_OK(decoder
+                .Consume({reinterpret_cast<const uint8_t*>(header.data()), header.size()},
+                         fetched.messages[0].body)
+                .status());
+  ASSERT_TRUE(decoder.has_schema());
+  EXPECT_THAT(Fields(decoder.schema()), ElementsAre("n:l"));
   for (size_t i = 1; i < fetched.messages.size(); ++i) {
     EXPECT_EQ(fetched.messages[i].app_metadata, "bridge:keepalive");
   }
 
   // Another GetFlightInfo is another plan: its ticket is not the cancelled one, and runs.
-  grpc::ClientContext again_ctx;
-  protocol::FlightInfo again;
-  ASSERT_TRUE(t->stub->GetFlightInfo(&again_ctx, descriptor, &again).ok());
+  ASSERT_OK_AND_ASSIGN(protocol::FlightInfo again, RawFlightInfo(*t, Pack(command)));
   ASSERT_EQ(again.endpoint_size(), 1);
   EXPECT_NE(again.endpoint(0).ticket().ticket(), info.endpoint(0).ticket().ticket());
   // (The reader cancels the call after the schema.)
