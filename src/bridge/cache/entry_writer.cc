@@ -104,10 +104,10 @@ struct EntryWriter::State {
 
   std::mutex mu;
   std::condition_variable changed;
-  int pending = 0;                   // queued writes not done yet
-  int64_t queued_bytes = 0;          // their sizes
-  Status error;                      // the first failed write; later writes are skipped
-  std::atomic<bool> dropped{false};  // abandoned: queued writes are skipped
+  int pending = 0;           // queued writes not done yet
+  int64_t queued_bytes = 0;  // their sizes
+  // The first failed write, or the abandonment: queued writes are skipped from then on.
+  Status error;
 
   ~State() {
     if (fd >= 0) ::close(fd);
@@ -121,7 +121,7 @@ struct EntryWriter::State {
       std::lock_guard lock(mu);
       skip = !error.ok();
     }
-    if (!skip && !dropped.load(std::memory_order_acquire)) {
+    if (!skip) {
       const int64_t offset = writer->bytes_written();
       const uint64_t checksum = MessageChecksum(message);
       status = writer->WriteEncodedMessage(message);
@@ -160,7 +160,10 @@ void EntryWriter::Abandon() {
   State& s = *state_;
   if (!s.active) return;
   s.active = false;
-  s.dropped.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(s.mu);
+    if (s.error.ok()) s.error = FailedPrecondition("cache: entry ", s.header.id, " abandoned");
+  }
   (void)s.Drain();  // no queued write may touch the file once it is closed
   s.writer.reset();
   if (s.fd >= 0) {
