@@ -241,9 +241,10 @@ class EntryWriter {
   // (keep_alive), so the caller may drop its own at once. Never touches the message: the
   // caller serves it regardless. On any error the entry is abandoned (temporary file
   // removed, logged) and the caller should stop calling: ResourceExhausted when the file
-  // would exceed the entry limit, IoError when an earlier queued write failed (e.g. a full
-  // disk), InvalidArgument for a message the file cannot hold (e.g. a dictionary
-  // replacement); FailedPrecondition once abandoned or committed or when the cache is gone.
+  // would exceed the entry limit; the error of an earlier queued write that failed: IoError
+  // (e.g. a full disk) or InvalidArgument for a message the file cannot hold (e.g. a
+  // dictionary replacement) — a queued write's error shows at the next Write or at Commit;
+  // FailedPrecondition once abandoned or committed or when the cache is gone.
   // Waits while more than max_queued_bytes of this writer's messages are queued.
   Status Write(const ipc::EncodedMessage& message);
 
