@@ -1,7 +1,9 @@
 // End-to-end tests of the `bridge` command line: exit codes, output, the demo data.
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "bridge/common/testing.h"
 
@@ -190,6 +192,51 @@ TEST(CliTest, GenDemoIsDeterministicAndQueryable) {
   CommandResult again = Bridge({"gen-demo", "--out", a.path().string(), "--rows", "10"});
   EXPECT_EQ(again.exit_code, 2);
   EXPECT_THAT(again.err, HasSubstr("already exists"));
+}
+
+// Returns the bytes of the file at `path`.
+std::string ReadAll(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(CliTest, BridgeRunsLocalCommandsItselfAndHandsTheRestToBridgeServer) {
+  std::filesystem::path bridge = BridgeBinary();
+  std::filesystem::path server = bridge.parent_path() / "bridge-server";
+  // `bridge` loads neither OpenSSL nor gRPC (its start-up is measured against DuckDB alone);
+  // bridge-server does (TLS, Flight).
+  std::string lite = ReadAll(bridge);
+  std::string full = ReadAll(server);
+  ASSERT_FALSE(lite.empty());
+  EXPECT_EQ(lite.find("libssl.so"), std::string::npos);
+  EXPECT_EQ(lite.find("grpc_init"), std::string::npos);
+  EXPECT_NE(full.find("libssl.so"), std::string::npos);
+  EXPECT_NE(full.find("grpc_init"), std::string::npos);
+
+  // The full help comes from bridge-server.
+  CommandResult help = Bridge({"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  for (const char* command :
+       {"serve", "query", "gen-demo", "ipc", "version", "hash-password", "flight", "sql"}) {
+    EXPECT_THAT(help.out, HasSubstr(std::string("\n  ") + command + " ")) << help.out;
+  }
+
+  // Alone in a folder, `bridge` still runs its own commands and says what is missing for
+  // the others.
+  TempDir dir;
+  WriteFile(dir.path() / "data" / "t.csv", "x\n7\n");
+  std::filesystem::path alone = dir.path() / "bridge";
+  std::filesystem::copy_file(bridge, alone);
+  CommandResult query =
+      RunCommand({alone.string(), "query", "--data", (dir.path() / "data").string(), "--format",
+                  "csv", "SELECT x * 6 AS y FROM t"});
+  EXPECT_EQ(query.exit_code, 0) << query.err;
+  EXPECT_EQ(query.out, "y\n42\n");
+  CommandResult serve =
+      RunCommand({alone.string(), "serve", "--data", (dir.path() / "data").string()});
+  EXPECT_EQ(serve.exit_code, 1);
+  EXPECT_THAT(serve.err, HasSubstr("cannot run " + (dir.path() / "bridge-server").string() +
+                                   ": No such file or directory"));
 }
 
 TEST(CliTest, ServeWatchesTheFolderAndStopsOnSigterm) {
