@@ -7,13 +7,17 @@
 //
 // Prints one JSON object per line: {"what": "in-process ..."|"http format=json"|...,
 // "p50_us", "p99_us", "mean_us", "reps", "rows" (in-process), "bytes" (HTTP body),
-// "paired_overhead_p50_us" (HTTP: median over repetitions of HTTP time - in-process time)}.
+// "paired_overhead_p50_us" (HTTP: median over repetitions of HTTP time - in-process time),
+// "server_engine_p50_us" (HTTP: the time DuckDB took in the server, from the response's
+// Server-Timing trailer), "gateway_p50_us" (HTTP: median over repetitions of HTTP time - that
+// engine time: what the gateway adds around the same engine in the same process)}.
 // The in-process run opens the data folder like `bridge serve` (engine + catalog, same
 // threads) and drains the result as Arrow batches; the HTTP run downloads the whole body.
 // --url - measures in-process only.
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -33,11 +37,33 @@ struct Stats {
   int64_t rows = -1;                  // in-process: rows of the result
   int64_t bytes = -1;                 // HTTP: bytes of the response body
   double paired_overhead_p50_us = 0;  // HTTP: median of (HTTP - in-process) per repetition
+  std::vector<double> engine_us;      // HTTP: DuckDB's time in the server (Server-Timing)
+  std::vector<double> gateway_us;     // HTTP: HTTP time - the server's engine time
 };
 
 size_t Discard(char* /*data*/, size_t size, size_t n, void* total) {
   *static_cast<size_t*>(total) += size * n;
   return size * n;
+}
+
+// Keeps the dur= of a "Server-Timing: engine;dur=MS" header or trailer, in microseconds.
+size_t OnHeader(char* data, size_t size, size_t n, void* engine_us) {
+  std::string line(data, size * n);
+  constexpr std::string_view kField = "server-timing: engine;dur=";
+  if (line.size() > kField.size()) {
+    std::string name = line.substr(0, kField.size());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == kField) {
+      *static_cast<double*>(engine_us) = std::atof(line.c_str() + kField.size()) * 1000;
+    }
+  }
+  return size * n;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 void Print(Stats& s) {
@@ -47,9 +73,11 @@ void Print(Stats& s) {
   for (double v : s.us) sum += v;
   std::printf(
       "{\"what\": \"%s\", \"p50_us\": %.1f, \"p99_us\": %.1f, \"mean_us\": %.1f, \"reps\": %zu, "
-      "\"rows\": %lld, \"bytes\": %lld, \"paired_overhead_p50_us\": %.1f}\n",
+      "\"rows\": %lld, \"bytes\": %lld, \"paired_overhead_p50_us\": %.1f, "
+      "\"server_engine_p50_us\": %.1f, \"gateway_p50_us\": %.1f}\n",
       s.what.c_str(), at(0.5), at(0.99), sum / s.us.size(), s.us.size(),
-      static_cast<long long>(s.rows), static_cast<long long>(s.bytes), s.paired_overhead_p50_us);
+      static_cast<long long>(s.rows), static_cast<long long>(s.bytes), s.paired_overhead_p50_us,
+      Median(s.engine_us), Median(s.gateway_us));
 }
 
 int Fail(const std::string& message) {
@@ -115,6 +143,9 @@ int main(int argc, char** argv) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Discard);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body_bytes);
   curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+  double engine_us = -1;
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &engine_us);
 
   Stats in_process{"in-process (engine + catalog)", {}};
   std::vector<Stats> http;
@@ -143,6 +174,7 @@ int main(int argc, char** argv) {
       const size_t i = (k + static_cast<size_t>(rep + warmup)) % urls.size();
       curl_easy_setopt(curl, CURLOPT_URL, urls[i].c_str());
       body_bytes = 0;
+      engine_us = -1;
       auto h0 = Clock::now();
       CURLcode rc = curl_easy_perform(curl);
       auto h1 = Clock::now();
@@ -152,9 +184,13 @@ int main(int argc, char** argv) {
         return Fail("GET " + urls[i] + ": " + curl_easy_strerror(rc) + ", status " +
                     std::to_string(status));
       }
+      if (engine_us < 0) return Fail("GET " + urls[i] + ": no Server-Timing trailer");
       if (rep >= 0) {
-        http[i].us.push_back(std::chrono::duration<double, std::micro>(h1 - h0).count());
+        double us = std::chrono::duration<double, std::micro>(h1 - h0).count();
+        http[i].us.push_back(us);
         http[i].bytes = static_cast<int64_t>(body_bytes);
+        http[i].engine_us.push_back(engine_us);
+        http[i].gateway_us.push_back(us - engine_us);
       }
     }
   }
@@ -164,8 +200,7 @@ int main(int argc, char** argv) {
   for (auto& s : http) {
     std::vector<double> diff;
     for (size_t i = 0; i < s.us.size(); ++i) diff.push_back(s.us[i] - in_process.us[i]);
-    std::sort(diff.begin(), diff.end());
-    s.paired_overhead_p50_us = diff[diff.size() / 2];
+    s.paired_overhead_p50_us = Median(std::move(diff));
   }
   Print(in_process);
   for (auto& s : http) Print(s);

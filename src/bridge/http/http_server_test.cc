@@ -10,9 +10,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <thread>
 
 #include "bridge/arrow/buffer.h"
@@ -350,6 +352,38 @@ TEST(HttpServerTest, QueryInEveryTextFormat) {
                         R"("ts":"2024-01-02T03:04:05","b":true,"n":null,"l":[1,2],)"
                         R"("st":{"a":1,"b":"x"}}])"));
   EXPECT_THAT(types.body, HasSubstr("12.30"));  // DECIMAL exact
+}
+
+// The time DuckDB took comes after the body, as a Server-Timing trailer of the chunked
+// response: more than zero, and no more than the client waited for the whole response.
+TEST(HttpServerTest, TheEngineTimeEndsTheResponseAsAServerTimingTrailer) {
+  auto t = StartServer();
+  ASSERT_NE(t, nullptr);
+  Client c;
+  const std::string sql = "SELECT count(*) AS n FROM range(3000000) r(i) WHERE i % 7 = 0";
+  for (const char* format : {"&format=json", "&format=arrow&cache=off", "&format=csv"}) {
+    auto started = Clock::now();
+    Response r = c.Get(t->QueryUrl(sql, format));
+    double waited_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+    ASSERT_EQ(r.status, 200) << format << r.body;
+    EXPECT_EQ(r.Header("trailer"), "Server-Timing") << format;
+    std::string timing = r.Header("server-timing");  // libcurl hands trailers to OnHeader
+    ASSERT_TRUE(timing.starts_with("engine;dur=")) << format << " '" << timing << "'";
+    double engine_ms = std::stod(timing.substr(std::strlen("engine;dur=")));
+    EXPECT_GT(engine_ms, 0) << format;
+    EXPECT_LE(engine_ms, waited_ms) << format;
+  }
+  // On the wire: the last chunk, then the trailer, then the empty line.
+  int fd = ConnectLoopback(t->port());
+  SendAll(fd,
+          "GET /query?sql=SELECT+1+AS+x&format=csv HTTP/1.1\r\nHost: x\r\n"
+          "Connection: close\r\n\r\n");
+  std::string reply = ReadFrom(fd, std::chrono::seconds(20));
+  ::close(fd);
+  EXPECT_THAT(reply, HasSubstr("Trailer: Server-Timing\r\n"));
+  EXPECT_TRUE(std::regex_search(
+      reply, std::regex("\r\nx\n1\n\r\n0\r\nServer-Timing: engine;dur=[0-9]+\\.[0-9]{3}\r\n\r\n$")))
+      << reply;
 }
 
 TEST(HttpServerTest, ArrowStreamsEveryRowWithoutCopying) {

@@ -61,7 +61,6 @@ constexpr auto kArrowFlushAfter = std::chrono::milliseconds(20);
 // End-of-stream marker of the Arrow IPC stream format.
 constexpr uint8_t kEndOfStream[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
 constexpr std::string_view kCrlf = "\r\n";
-constexpr std::string_view kLastChunk = "0\r\n\r\n";
 
 std::string DumpJson(const Json& json) {
   return json.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
@@ -176,6 +175,9 @@ struct QueryJob {
   std::unique_ptr<format::RowWriter> writer;
   bool set_up = false;
   bool released = false;  // session and slot given back (set on the pool, read after the hand-off)
+  // Time spent in DuckDB (preparing, executing, fetching batches) on the pool's threads; the
+  // response ends with it in a Server-Timing trailer.
+  Clock::duration engine_time{};
   std::optional<int64_t> rows_left;
 
   // What the last step produced, taken by the strand when it sends the step.
@@ -208,6 +210,7 @@ struct QueryJob {
   bool step_waiting = false;
   std::string head;
   std::string chunk_line;
+  std::string last_chunk;
   bool header_sent = false;
   bool ended = false;
   uint64_t bytes_sent = 0;
@@ -272,7 +275,8 @@ class ServerCore {
         services(services),
         metrics(*services.registry),
         gate(options.max_concurrent_queries, options.max_queued_queries, metrics),
-        ioc(options.io_threads),
+        // Pool threads run handlers too (Produce's poll_one).
+        ioc(options.io_threads + options.max_concurrent_queries),
         acceptor(asio::make_strand(ioc)),
         pool(static_cast<size_t>(options.max_concurrent_queries)) {}
 
@@ -859,6 +863,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), job = std::move(job), st] {
       self->OnProduced(job, st);
     });
+    // Send it from this thread, which is awake, if no I/O thread took it first: waking an I/O
+    // thread that slept through the query costs 0.1-0.25 ms on a virtual machine, and the
+    // client waits for it. (poll_one runs at most one ready handler: this one, or another
+    // connection's short one; the io_context's concurrency hint counts these threads.)
+    core_.ioc.poll_one();
   }
 
   // For format=arrow with a cache: computes the key of a cacheable result and looks it up
@@ -922,7 +931,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     options.batch_rows = core_.options.batch_rows;
     options.batch_bytes = core_.options.batch_bytes;
     // A cancel that comes while the statement is prepared cancels the query as it starts.
-    BRIDGE_ASSIGN_OR_RETURN(job.stream, raw->Query(job.request.sql, job.request.params, options));
+    const auto query_started = Clock::now();
+    auto stream = raw->Query(job.request.sql, job.request.params, options);
+    job.engine_time += Clock::now() - query_started;
+    BRIDGE_ASSIGN_OR_RETURN(job.stream, std::move(stream));
     switch (job.request.format) {
       case OutputFormat::kArrow: {
         ipc::EncodeOptions encode;
@@ -981,7 +993,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   // end (of the result or of the limit).
   Result<ipc::OwnedArray> NextBatch(QueryJob& job) {
     if (job.rows_left && *job.rows_left <= 0) return ipc::OwnedArray();
-    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, job.stream->Next());
+    const auto fetch_started = Clock::now();
+    auto next = job.stream->Next();
+    job.engine_time += Clock::now() - fetch_started;
+    BRIDGE_ASSIGN_OR_RETURN(ipc::OwnedArray batch, std::move(next));
     if (batch.valid() && job.rows_left) {
       if (batch->length > *job.rows_left) batch->length = *job.rows_left;
       *job.rows_left -= batch->length;
@@ -1084,8 +1099,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     if (!job->header_sent) {
       if (http10_) keep_alive_ = false;
-      job->head = ResponseHead(200, ContentTypeOf(job->request.format), std::nullopt, chunked,
-                               keep_alive_, extra_headers_ + job->cache_header);
+      job->head = ResponseHead(
+          200, ContentTypeOf(job->request.format), std::nullopt, chunked, keep_alive_,
+          StrCat(extra_headers_, job->cache_header, chunked ? "Trailer: Server-Timing\r\n" : ""));
       buffers.push_back(asio::buffer(job->head));
       job->header_sent = true;
     }
@@ -1105,7 +1121,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       if (chunked) buffers.push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
     }
     if (job->sending_done && chunked) {
-      buffers.push_back(asio::buffer(kLastChunk.data(), kLastChunk.size()));
+      // The time DuckDB took, in milliseconds (W3C Server-Timing), after the last chunk.
+      job->last_chunk =
+          fmt::format("0\r\nServer-Timing: engine;dur={:.3f}\r\n\r\n",
+                      std::chrono::duration<double, std::milli>(job->engine_time).count());
+      buffers.push_back(asio::buffer(job->last_chunk));
     }
 
     job->bytes_sent += payload;
@@ -1195,6 +1215,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (job->ended) return;
     job->ended = true;
     if (job_ == job) job_.reset();
+    // A complete response released its query in its last step: nothing is left to free.
+    if (job->sending_done && job->released) return;
     // Always through the pool (a step may be under way there): ReleaseQuery is idempotent.
     ServerCore& core = core_;
     asio::post(core.pool, [job, &core] {
