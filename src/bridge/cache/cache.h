@@ -74,9 +74,9 @@ struct CacheOptions {
   bool trust_after_first_verify = true;
   // fsync the file and the folder at Commit (tests of large entries may turn it off).
   bool sync = true;
-  // EntryWriter::Write queues the file write (and its checksum) on the cache's writer
-  // thread and returns; the queued messages pin their batches. Past this many queued bytes
-  // per writer, Write waits for the disk to catch up.
+  // EntryWriter::Write queues the file write on the cache's writer thread and returns; the queued
+  // messages pin their batches. Past this many queued bytes per writer, Write waits for the disk to
+  // catch up.
   int64_t max_queued_bytes = int64_t{64} << 20;
   // The wall clock in milliseconds since the epoch (creation times are stored in the
   // files); tests replace it. Null means the system clock.
@@ -236,10 +236,10 @@ class EntryWriter {
   EntryWriter& operator=(const EntryWriter&) = delete;
 
   // Appends `message` (a dictionary or record batch from the caller's encoder; a Schema
-  // message is skipped, the schema was written at BeginWrite): the write and the checksum
-  // run on the cache's writer thread, with a copy of the message that shares its body
-  // (keep_alive), so the caller may drop its own at once. Never touches the message: the
-  // caller serves it regardless. On any error the entry is abandoned (temporary file
+  // message is skipped, the schema was written at BeginWrite): the write runs on the cache's
+  // writer thread (the checksums are taken at Commit, from the file), with a copy of the message
+  // that shares its body (keep_alive), so the caller may drop its own at once. Never touches the
+  // message: the caller serves it regardless. On any error the entry is abandoned (temporary file
   // removed, logged) and the caller should stop calling: ResourceExhausted when the file
   // would exceed the entry limit; the error of an earlier queued write that failed: IoError
   // (e.g. a full disk) or InvalidArgument for a message the file cannot hold (e.g. a
