@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -23,16 +22,10 @@ namespace {
 using ::bridge::testing::BridgeBinary;
 using ::bridge::testing::ChildProcess;
 using ::bridge::testing::ConnectLoopback;
+using ::bridge::testing::EndsWithServerTimingTrailer;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
 using ::testing::HasSubstr;
-
-// Whether a chunked response ended properly: the last chunk, the Server-Timing trailer and
-// the empty line (a response cut short ends without them).
-bool EndsComplete(const std::string& reply) {
-  static const std::regex kEnd("\r\n0\r\nServer-Timing: engine;dur=[0-9.]+\r\n\r\n$");
-  return std::regex_search(reply.substr(reply.size() - std::min<size_t>(reply.size(), 80)), kEnd);
-}
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kListening = "HTTP listening on http://127.0.0.1:";
@@ -174,7 +167,7 @@ TEST(HttpTest, SigtermLetsARunningStreamFinish) {
   ASSERT_TRUE(server->WaitForOutput("stopping on signal")) << server->output();
   reply += ReadFrom(fd, std::chrono::seconds(60));
   ::close(fd);
-  EXPECT_TRUE(EndsComplete(reply)) << reply.size();  // complete, not cut
+  EXPECT_TRUE(EndsWithServerTimingTrailer(reply)) << reply.size();  // complete, not cut
   EXPECT_GT(reply.size(), 2000000u * 16);
   EXPECT_EQ(server->Wait(), 0) << server->output();
   EXPECT_THAT(server->output(), ::testing::Not(HasSubstr("grace period over")));
@@ -199,7 +192,7 @@ TEST(HttpTest, SigtermCancelsAStreamThatOutlivesTheGracePeriod) {
   EXPECT_THAT(server->output(), HasSubstr("grace period over"));
   reply += ReadFrom(fd, std::chrono::seconds(10));
   ::close(fd);
-  EXPECT_FALSE(EndsComplete(reply));  // cut: the client sees a truncated transfer
+  EXPECT_FALSE(EndsWithServerTimingTrailer(reply));  // cut: the client sees a truncated transfer
 }
 
 }  // namespace

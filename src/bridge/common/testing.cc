@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -253,6 +254,21 @@ int ConnectLoopback(int port, int receive_buffer) {
     return -1;
   }
   return fd;
+}
+
+bool EndsWithServerTimingTrailer(std::string_view reply) {
+  constexpr std::string_view kStart = "\r\n0\r\nServer-Timing: engine;dur=";
+  constexpr std::string_view kEnd = "\r\n\r\n";
+  const size_t start = reply.rfind(kStart);
+  if (start == std::string_view::npos || !reply.ends_with(kEnd)) return false;
+  std::string_view ms = reply.substr(start + kStart.size());
+  ms.remove_suffix(kEnd.size());
+  const size_t dot = ms.find('.');
+  if (dot == std::string_view::npos || dot == 0 || ms.size() - dot - 1 != 3) return false;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (i != dot && !std::isdigit(static_cast<unsigned char>(ms[i]))) return false;
+  }
+  return true;
 }
 
 }  // namespace bridge::testing

@@ -113,4 +113,9 @@ std::string FindOnPath(std::string_view name);
 // set before connecting); returns the socket, or -1 if the connection is refused.
 int ConnectLoopback(int port, int receive_buffer = 0);
 
+// Whether `reply` (raw HTTP) ends as a complete chunked query response of Bridge: the last
+// chunk, the trailer "Server-Timing: engine;dur=<milliseconds with 3 decimals>", the empty
+// line. A response cut short ends without them.
+bool EndsWithServerTimingTrailer(std::string_view reply);
+
 }  // namespace bridge::testing

@@ -14,7 +14,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <regex>
 #include <thread>
 
 #include "bridge/arrow/buffer.h"
@@ -34,6 +33,7 @@ namespace bridge::http {
 namespace {
 
 using ::bridge::testing::ConnectLoopback;
+using ::bridge::testing::EndsWithServerTimingTrailer;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
 using ::testing::HasSubstr;
@@ -381,9 +381,8 @@ TEST(HttpServerTest, TheEngineTimeEndsTheResponseAsAServerTimingTrailer) {
   std::string reply = ReadFrom(fd, std::chrono::seconds(20));
   ::close(fd);
   EXPECT_THAT(reply, HasSubstr("Trailer: Server-Timing\r\n"));
-  EXPECT_TRUE(std::regex_search(
-      reply, std::regex("\r\nx\n1\n\r\n0\r\nServer-Timing: engine;dur=[0-9]+\\.[0-9]{3}\r\n\r\n$")))
-      << reply;
+  EXPECT_TRUE(reply.find("\r\nx\n1\n\r\n0\r\n") != std::string::npos) << reply;
+  EXPECT_TRUE(EndsWithServerTimingTrailer(reply)) << reply;
 }
 
 TEST(HttpServerTest, ArrowStreamsEveryRowWithoutCopying) {
