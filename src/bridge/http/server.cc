@@ -863,11 +863,22 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     asio::post(stream_.get_executor(), [self = this->shared_from_this(), job = std::move(job), st] {
       self->OnProduced(job, st);
     });
-    // Send it from this thread, which is awake, if no I/O thread took it first: waking an I/O
-    // thread that slept through the query costs 0.1-0.25 ms on a virtual machine, and the
-    // client waits for it. (poll_one runs at most one ready handler: this one, or another
-    // connection's short one; the io_context's concurrency hint counts these threads.)
-    core_.ioc.poll_one();
+    RunReadyHandlers();
+  }
+
+  // Sends the step just posted from this pool thread, which is awake, unless an I/O thread
+  // took it first: waking an I/O thread that slept through the query costs 0.1-0.25 ms on a
+  // virtual machine, and the client waits for it. Runs ready handlers of the io_context
+  // (this one, the write's completion, or other connections' short ones) until none is
+  // left, at most kMaxPolled: what a handler run by poll_one queues as a continuation (the
+  // next write of a long async_write) reaches the shared queue without waking a thread, so
+  // this thread must run it, or wake one when it stops early (a stream stalled until the
+  // idle timeout without that). The io_context's concurrency hint counts these threads.
+  void RunReadyHandlers() {
+    constexpr int kMaxPolled = 16;
+    int polled = 0;
+    while (polled < kMaxPolled && core_.ioc.poll_one() > 0) ++polled;
+    if (polled == kMaxPolled) asio::post(core_.ioc, [] {});
   }
 
   // For format=arrow with a cache: computes the key of a cacheable result and looks it up
