@@ -97,10 +97,12 @@ def peak_growth_mb(pid, action):
 
 def download(url):
     out = subprocess.run(["curl", "-sS", "-D", "-", "-o", "/dev/null", "-w",
-                          "%{http_code} %{size_download} %{time_total}", url],
+                          "\n%{http_code} %{size_download} %{time_total}", url],
                          capture_output=True, text=True, check=True).stdout
-    head, _, tail = out.rpartition("\n\n")  # text mode: CRLF is read as LF
-    code, size, seconds = tail.split()
+    # The header block (text mode reads CRLF as LF), a trailer block (Server-Timing) after a
+    # streamed body, then -w's line.
+    head = out.partition("\n\n")[0]
+    code, size, seconds = out.rstrip("\n").rpartition("\n")[2].split()
     if code != "200":
         raise SystemExit(f"cache_bench: GET {url} answered {code}")
     headers = {}
