@@ -14,6 +14,7 @@
 #include "bridge/flightsql/flight_sql.h"
 #include "bridge/flightsql/flightsql_internal.h"
 #include "google/protobuf/any.pb.h"
+#include "google/protobuf/stubs/logging.h"
 
 namespace bridge::flightsql {
 namespace {
@@ -741,6 +742,30 @@ TEST(FlightSqlTest, SessionOptionsLiveInACookie) {
   EXPECT_EQ(closed.status(), protocol::CloseSessionResult::CLOSED);
   EXPECT_STATUS(action("GetSessionOptions", "", cookie, nullptr), StatusCode::kNotFound,
                 "no session");
+}
+
+// Commands that are not a Flight SQL Any (SQL text, binary) go to plain Flight without the
+// protobuf parser logging an error for a string field that is not UTF-8.
+std::vector<std::string>* protobuf_log = nullptr;
+void KeepProtobufLog(google::protobuf::LogLevel, const char*, int, const std::string& message) {
+  if (protobuf_log != nullptr) protobuf_log->push_back(message);
+}
+
+TEST(FlightSqlTest, CommandsThatAreNotFlightSqlAreNotParsedAsOne) {
+  auto t = StartSqlServer();
+  ASSERT_NE(t, nullptr);
+  std::vector<std::string> log;
+  protobuf_log = &log;
+  google::protobuf::LogHandler* previous = google::protobuf::SetLogHandler(KeepProtobufLog);
+  // Field 1 (type_url) of an Any, 3 bytes that are not UTF-8.
+  auto info = RawFlightInfo(*t, std::string("\x0a\x03\xff\xfe\xfd", 5));
+  auto text = RawFlightInfo(*t, "SELECT 41 + 1 AS answer");
+  google::protobuf::SetLogHandler(previous);
+  protobuf_log = nullptr;
+  EXPECT_FALSE(info.ok());  // taken as SQL: not valid SQL
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_GT(text->endpoint_size(), 0);
+  EXPECT_THAT(log, ::testing::IsEmpty());
 }
 
 TEST(FlightSqlTest, BadInputGetsClearErrors) {

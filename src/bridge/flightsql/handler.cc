@@ -47,9 +47,20 @@ std::string RandomHex(int bytes) {
   return out;
 }
 
+// Whether `bytes` start as a serialized Any whose type_url (field 1, length-delimited: tag
+// 0x0A, a varint length) begins with kTypePrefix. Other commands (SQL text, signed tickets)
+// are not handed to the parser, which logs an error for each string that is not UTF-8.
+bool StartsAsFlightSqlAny(std::string_view bytes) {
+  if (bytes.size() < 2 || bytes[0] != 0x0A) return false;
+  size_t at = 1;
+  while (at < bytes.size() && at < 6 && (static_cast<uint8_t>(bytes[at]) & 0x80) != 0) ++at;
+  return bytes.substr(std::min(at + 1, bytes.size())).starts_with(kTypePrefix);
+}
+
 // Returns the Flight SQL message name of an Any ("" when `bytes` is not a Flight SQL Any).
 std::string MessageName(std::string_view bytes, Any* any) {
-  if (!any->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+  if (!StartsAsFlightSqlAny(bytes) ||
+      !any->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
       !std::string_view(any->type_url()).starts_with(kTypePrefix)) {
     return "";
   }
