@@ -15,7 +15,7 @@ One `bridge serve` with a result cache, one run, everything side by side:
    against a heap-reading baseline in the same run: a minimal HTTP server that reads the
    same file into a buffer and writes it (what a naive file cache does).
 3. The first response's cost of writing the entry: the same query with cache=refresh (runs
-   and tees into a new entry: write and checksum on the cache's writer thread; fsync and
+   and tees into a new entry: write on the cache's writer thread; checksums, fsync and
    rename after the response) against cache=off, --pairs interleaved pairs read by a raw
    socket reader, medians (this machine's run-to-run noise is ~10%), and the server's CPU
    seconds per response.
@@ -274,8 +274,9 @@ def main():
     print(f"First response with the tee / without (medians of {args.pairs} interleaved pairs): "
           f"**{refresh_med / off_med:.3f}x** (fastest of each: {min(tee['refresh']) / min(tee['off']):.3f}x). "
           f"Server CPU per response, medians: {statistics.median(tee_cpu['off']):.2f} s without, "
-          f"{statistics.median(tee_cpu['refresh']):.2f} s with the tee (its write and checksum run on "
-          f"the cache's writer thread).")
+          f"{statistics.median(tee_cpu['refresh']):.2f} s with the tee (its write runs on the "
+          f"cache's writer thread; the checksums are taken at commit, after the response; the CPU "
+          f"includes them).")
     print()
     print("| server memory while serving the cached result | RssAnon growth MB | / heap-reading baseline |")
     print("| --- | ---: | ---: |")
