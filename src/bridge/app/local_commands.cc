@@ -51,6 +51,7 @@ int RunQuery(const Overrides& flags, const std::string& format_name, const std::
   // described (see the engine benchmark in README).
   engine::EngineOptions engine_options = EngineOptionsOf(*config);
   engine_options.max_sessions = 1;
+  engine_options.progress = false;  // nobody polls it here
   catalog::CatalogOptions catalog_options;
   catalog_options.watch = false;
   catalog_options.describe = false;

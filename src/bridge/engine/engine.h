@@ -36,6 +36,10 @@ struct EngineOptions {
   std::string memory_limit;
   // Sessions that may exist at once (each is one DuckDB connection, made at Open).
   int max_sessions = 64;
+  // Track the progress of running queries (DuckDB's enable_progress_bar, printing off), so
+  // that Session::Progress reports it. Off, Progress reports nothing and a query runs ~3%
+  // faster (DuckDB updates the progress after every task): `bridge query` turns it off.
+  bool progress = true;
 };
 
 // A value bound to a statement parameter (`$1`, `?`).
@@ -149,7 +153,7 @@ class Session {
   // may cancel while another thread is still preparing). Thread-safe.
   virtual void Cancel() = 0;
 
-  // Progress of the running query. Thread-safe.
+  // Progress of the running query (nothing unless EngineOptions::progress). Thread-safe.
   virtual QueryProgress Progress() const = 0;
 };
 

@@ -22,13 +22,14 @@ struct Fixture {
   std::unique_ptr<Session> session;
 };
 
-std::unique_ptr<Fixture> Open(int threads = 2) {
+std::unique_ptr<Fixture> Open(int threads = 2, bool progress = true) {
   auto f = std::make_unique<Fixture>();
   WriteFile(f->data.path() / "small.csv", "a,b\n1,x\n2,y\n3,z\n");
   EngineOptions options;
   options.data_dir = f->data.path();
   options.cache_dir = f->cache.path();
   options.threads = threads;
+  options.progress = progress;
   auto db = Database::Open(options);
   EXPECT_TRUE(db.ok()) << db.status();
   f->db = std::move(db).value();
@@ -326,29 +327,45 @@ TEST(EngineTest, TimeoutInterruptsALongQuery) {
   EXPECT_EQ(Int64At(batch, 0, 0), 7);
 }
 
-TEST(EngineTest, ProgressIsReportedWhileAQueryRuns) {
-  auto f = Open();
-  // Progress is measured on table scans, so scan a file (slowly: md5 of every row).
-  std::string file = (f->data.path() / "big.parquet").string();
-  ASSERT_OK(f->db->ExecuteTrusted("COPY (SELECT range AS i FROM range(20000000)) TO " +
-                                  QuoteString(file)));
-  EXPECT_EQ(f->session->Progress().percentage, -1);  // nothing runs
+// Runs a slow scan (md5 of every row of a Parquet file) while another thread watches
+// Progress; cancels it once progress shows, else the query times out after `timeout`.
+// Returns the best percentage seen and how the query ended.
+std::pair<double, Status> WatchProgress(Fixture& f, std::chrono::milliseconds timeout) {
+  std::string file = (f.data.path() / "big.parquet").string();
+  Status copied =
+      f.db->ExecuteTrusted("COPY (SELECT range AS i FROM range(20000000)) TO " + QuoteString(file));
+  if (!copied.ok()) return {-1, copied};
   std::atomic<double> best{-1};
+  Status st;
   {
     Repeater watcher([&] {
-      double p = f->session->Progress().percentage;
+      double p = f.session->Progress().percentage;
       if (p > best.load()) best.store(p);
-      if (p > 0) f->session->Cancel();  // progress seen: no need to finish
+      if (p > 0) f.session->Cancel();  // progress seen: no need to finish
     });
     QueryOptions options;
-    options.timeout = std::chrono::seconds(60);
-    Status st = RunToFirstBatch(
-        *f->session, "SELECT max(md5(i::VARCHAR)) FROM read_parquet(" + QuoteString(file) + ")",
-        options);
-    EXPECT_EQ(st.code(), StatusCode::kCancelled) << st;
+    options.timeout = timeout;
+    st = RunToFirstBatch(*f.session,
+                         "SELECT max(md5(i::VARCHAR)) FROM read_parquet(" + QuoteString(file) + ")",
+                         options);
   }
-  EXPECT_GT(best.load(), 0.0);
-  EXPECT_LE(best.load(), 100.0);
+  return {best.load(), st};
+}
+
+TEST(EngineTest, ProgressIsReportedWhileAQueryRuns) {
+  auto f = Open();
+  EXPECT_EQ(f->session->Progress().percentage, -1);  // nothing runs
+  auto [best, st] = WatchProgress(*f, std::chrono::seconds(60));
+  EXPECT_EQ(st.code(), StatusCode::kCancelled) << st;
+  EXPECT_GT(best, 0.0);
+  EXPECT_LE(best, 100.0);
+}
+
+TEST(EngineTest, WithoutProgressTrackingNoProgressIsReported) {
+  auto f = Open(2, /*progress=*/false);
+  auto [best, st] = WatchProgress(*f, std::chrono::milliseconds(1500));
+  EXPECT_EQ(st.code(), StatusCode::kDeadlineExceeded) << st;  // ran on, never cancelled
+  EXPECT_LE(best, 0.0);
 }
 
 TEST(EngineTest, EnumComesOutAsDictionaryWithUnsignedIndices) {
