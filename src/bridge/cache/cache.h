@@ -248,6 +248,15 @@ class EntryWriter {
   // Waits while more than max_queued_bytes of this writer's messages are queued.
   Status Write(const ipc::EncodedMessage& message);
 
+  // Appends `message` now, on the caller's thread, and returns where its bytes (metadata and
+  // body) are in the file. A transport may then send that range from fd() with sendfile(2)
+  // instead of from memory (write-through): the body is copied once, into the page cache, and
+  // not a second time into the socket. A Schema message is not written again (its bytes were
+  // written by BeginWrite and may differ in a file-format detail): the range is empty. Waits
+  // for queued Writes first. Errors and abandonment as Write; a failure may have written
+  // part of the message, so nothing of it may be sent from the file.
+  Result<ipc::ByteRange> Append(const ipc::EncodedMessage& message);
+
   // Waits for the queued writes, then writes the end-of-stream marker, the header and the
   // footer, syncs, renames the file to
   // its final name and syncs the folder; the entry becomes visible to Lookup (replacing an
@@ -266,12 +275,18 @@ class EntryWriter {
   int64_t bytes_written() const;
   // The id the entry will have.
   const std::string& id() const;
+  // The temporary file's descriptor (read and write) while the writer is active, else -1.
+  // Commit and Abandon close it: a transport that sends ranges from it keeps its own
+  // duplicate (F_DUPFD_CLOEXEC), which stays valid after the file is renamed or removed.
+  int fd() const;
 
  private:
   friend class Cache;
   struct State;
   explicit EntryWriter(std::shared_ptr<State> state);
   Status Fail(Status status);
+  // Fails the entry unless `size` more bytes fit and the cache is open.
+  Status CheckRoom(int64_t size);
   std::shared_ptr<State> state_;  // shared with its queued writes
 };
 

@@ -397,6 +397,90 @@ TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
   ASSERT_OK(WriteEntry(*cache, Key(), 1));
 }
 
+// The bytes a message takes in a stream: metadata, then body.
+std::string BytesOf(const EncodedMessage& m) {
+  std::string bytes = m.metadata;
+  for (const auto& segment : m.body) {
+    bytes.append(reinterpret_cast<const char*>(segment.data), segment.size);
+  }
+  return bytes;
+}
+
+std::string ReadRange(int fd, ipc::ByteRange range) {
+  std::string bytes(static_cast<size_t>(range.length), '\0');
+  const ssize_t got = ::pread(fd, bytes.data(), bytes.size(), range.offset);
+  bytes.resize(got < 0 ? 0 : static_cast<size_t>(got));
+  return bytes;
+}
+
+TEST(CacheTest, AppendWritesAtOnceAndSaysWhereTheMessageIs) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(Options(dir.path())));
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
+  ASSERT_GE(writer->fd(), 0);
+  const int fd = ::fcntl(writer->fd(), F_DUPFD_CLOEXEC, 0);  // as a transport keeps it
+  ASSERT_GE(fd, 0);
+  ASSERT_OK_AND_ASSIGN(EncodedMessage schema_message, encoder->EncodeSchema());
+  ASSERT_OK_AND_ASSIGN(ipc::ByteRange schema_range, writer->Append(schema_message));
+  EXPECT_EQ(schema_range.length, 0);  // written by BeginWrite
+  // A queued Write first: Append waits for it, so the file keeps the order of the calls.
+  ASSERT_OK_AND_ASSIGN(auto first, encoder->Encode(SmallBatch(0)));
+  for (const EncodedMessage& m : first) ASSERT_OK(writer->Write(m));
+  std::vector<ipc::ByteRange> ranges;
+  std::vector<std::string> expected;
+  for (int i = 1; i < 4; ++i) {
+    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
+    for (const EncodedMessage& m : messages) {
+      ASSERT_OK_AND_ASSIGN(ipc::ByteRange range, writer->Append(m));
+      EXPECT_EQ(range.length, m.total_size());
+      EXPECT_EQ(range.offset + range.length, writer->bytes_written());
+      // In the file as soon as Append returns.
+      EXPECT_TRUE(ReadRange(fd, range) == BytesOf(m));
+      ranges.push_back(range);
+      expected.push_back(BytesOf(m));
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto entry, writer->Commit());
+  EXPECT_EQ(writer->fd(), -1);
+  EXPECT_EQ(FileRows(entry), ExpectedRows(4));
+  ASSERT_OK(entry->VerifyAll());
+  const auto messages = entry->messages();
+  ASSERT_EQ(messages.size(), 1 + first.size() + ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const CachedMessage& m = messages[1 + first.size() + i];
+    EXPECT_EQ(m.offset, ranges[i].offset);
+    EXPECT_EQ(m.total_length(), ranges[i].length);
+    // The transport's descriptor still reads the renamed file.
+    EXPECT_TRUE(ReadRange(fd, ranges[i]) == expected[i]);
+  }
+  ::close(fd);
+}
+
+TEST(CacheTest, AppendOverTheEntryLimitAbandonsTheEntry) {
+  testing::TempDir dir;
+  CacheOptions options = Options(dir.path());
+  options.max_entry_bytes = 2000;
+  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(options));
+  OwnedSchema schema = SmallSchema();
+  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
+  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
+  Status status;
+  for (int i = 0; i < 100 && status.ok(); ++i) {
+    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
+    for (const EncodedMessage& m : messages) {
+      status = writer->Append(m).status();
+      if (!status.ok()) break;
+    }
+  }
+  EXPECT_STATUS(status, StatusCode::kResourceExhausted, "exceed 2000 bytes");
+  EXPECT_FALSE(writer->active());
+  EXPECT_EQ(writer->fd(), -1);
+  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});
+  EXPECT_EQ(cache->stats().writes_abandoned, 1);
+}
+
 TEST(CacheTest, QueuedWritesOutliveTheCallersMessagesAndKeepTheirOrder) {
   testing::TempDir dir;
   CacheOptions options = Options(dir.path());

@@ -1,7 +1,7 @@
 // EntryWriter: tees encoded messages into a temporary IPC file and commits it atomically.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,33 +22,26 @@ std::string ErrnoMessage(int error) {
 }
 
 // XXH3-64 of each message's bytes in the file behind `fd` (metadata and body, as the
-// message records place them), read in pieces through one buffer; sets their checksums.
-Status ChecksumMessages(int fd, const std::string& path, std::vector<CachedMessage>& messages) {
-  std::vector<uint8_t> buffer(size_t{4} << 20);
-  XXH3_state_t* state = XXH3_createState();
-  if (state == nullptr) return ResourceExhausted("cache: no memory for a checksum");
+// message records place them; every record ends by `end`), read through a mapping of the
+// file: the bytes are in the page cache, and hashing them there copies nothing.
+Status ChecksumMessages(int fd, const std::string& path, int64_t end,
+                        std::vector<CachedMessage>& messages) {
+  if (end <= 0) return OkStatus();
+  void* data = ::mmap(nullptr, static_cast<size_t>(end), PROT_READ, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) {
+    return IoError("cache: mapping ", path, " for its checksums: ", ErrnoMessage(errno));
+  }
+  ::madvise(data, static_cast<size_t>(end), MADV_SEQUENTIAL);
+  const auto* bytes = static_cast<const uint8_t*>(data);
   Status status;
   for (CachedMessage& m : messages) {
-    XXH3_64bits_reset(state);
-    int64_t offset = m.offset;
-    int64_t left = m.metadata_length + m.body_length;
-    while (left > 0 && status.ok()) {
-      const size_t want = static_cast<size_t>(std::min<int64_t>(left, buffer.size()));
-      const ssize_t got = ::pread(fd, buffer.data(), want, offset);
-      if (got > 0) {
-        XXH3_64bits_update(state, buffer.data(), static_cast<size_t>(got));
-        offset += got;
-        left -= got;
-      } else if (got == 0) {
-        status = IoError("cache: ", path, " ends at ", offset, ", before its message records");
-      } else if (errno != EINTR) {
-        status = IoError("cache: reading back ", path, ": ", ErrnoMessage(errno));
-      }
+    if (m.offset < 0 || m.total_length() < 0 || m.offset + m.total_length() > end) {
+      status = Internal("cache: a message record of ", path, " lies past its end (", end, ")");
+      break;
     }
-    if (!status.ok()) break;
-    m.checksum = XXH3_64bits_digest(state);
+    m.checksum = internal::Xxh3({bytes + m.offset, static_cast<size_t>(m.total_length())});
   }
-  XXH3_freeState(state);
+  ::munmap(data, static_cast<size_t>(end));
   return status;
 }
 
@@ -175,6 +168,7 @@ EntryWriter::~EntryWriter() {
 bool EntryWriter::active() const { return state_->active; }
 int64_t EntryWriter::bytes_written() const { return state_->accepted_bytes; }
 const std::string& EntryWriter::id() const { return state_->header.id; }
+int EntryWriter::fd() const { return state_->active ? state_->fd : -1; }
 
 void EntryWriter::Abandon() {
   State& s = *state_;
@@ -209,16 +203,45 @@ Status EntryWriter::Fail(Status status) {
   return status;
 }
 
-Status EntryWriter::Write(const ipc::EncodedMessage& message) {
+Status EntryWriter::CheckRoom(int64_t size) {
   State& s = *state_;
   if (!s.active) return FailedPrecondition("cache: entry ", s.header.id, " is no longer written");
-  if (message.type == ipc::MessageType::kSchema) return OkStatus();
-  const int64_t size = message.total_size();
   // The end-of-stream marker (8 bytes) must fit too; the footer is checked at Commit.
   if (s.accepted_bytes + size + 8 > s.limit) {
     return Fail(
         ResourceExhausted("cache: entry ", s.header.id, " would exceed ", s.limit, " bytes"));
   }
+  if (s.cache.expired()) {
+    return Fail(FailedPrecondition("cache: entry ", s.header.id, ": the cache was closed"));
+  }
+  return OkStatus();
+}
+
+Result<ipc::ByteRange> EntryWriter::Append(const ipc::EncodedMessage& message) {
+  State& s = *state_;
+  if (!s.active) return FailedPrecondition("cache: entry ", s.header.id, " is no longer written");
+  if (message.type == ipc::MessageType::kSchema) return ipc::ByteRange{};
+  const int64_t size = message.total_size();
+  BRIDGE_RETURN_NOT_OK(CheckRoom(size));
+  if (Status queued = s.Drain(); !queued.ok()) return Fail(std::move(queued));
+  // Nothing is queued: the caller's thread owns the file now.
+  const int64_t offset = s.writer->bytes_written();
+  if (Status written = s.writer->WriteEncodedMessage(message); !written.ok()) {
+    return Fail(WithContext(written, StrCat("cache: entry ", s.header.id)));
+  }
+  s.header.messages.push_back(
+      CachedMessage{message.type, offset, static_cast<int64_t>(message.metadata.size()),
+                    static_cast<int64_t>(message.flatbuffer_size), message.body_length, 0});
+  s.accepted_bytes += size;
+  return ipc::ByteRange{offset, size};
+}
+
+Status EntryWriter::Write(const ipc::EncodedMessage& message) {
+  State& s = *state_;
+  if (!s.active) return FailedPrecondition("cache: entry ", s.header.id, " is no longer written");
+  if (message.type == ipc::MessageType::kSchema) return OkStatus();
+  const int64_t size = message.total_size();
+  BRIDGE_RETURN_NOT_OK(CheckRoom(size));
   auto cache = s.cache.lock();
   if (cache == nullptr) {
     return Fail(FailedPrecondition("cache: entry ", s.header.id, ": the cache was closed"));
@@ -256,10 +279,11 @@ Result<std::shared_ptr<const Entry>> EntryWriter::Commit() {
   // The checksums are taken from the file now, not while the result streamed: Commit runs
   // after the response, and hashing beside it slowed the first client by ~0.15 s per GB on
   // a machine whose cores the query, the encoder and the client already use.
-  if (Status summed = ChecksumMessages(s.fd, s.temp_path, s.header.messages); !summed.ok()) {
+  const int64_t end_of_messages = s.writer->bytes_written();
+  if (Status summed = ChecksumMessages(s.fd, s.temp_path, end_of_messages, s.header.messages);
+      !summed.ok()) {
     return Fail(std::move(summed));
   }
-  const int64_t end_of_messages = s.writer->bytes_written();
   // The stream section: after the 8-byte magic, through the end-of-stream marker (8 bytes).
   s.header.stream = ipc::ByteRange{8, end_of_messages - 8 + 8};
   s.header.created_ms = cache->NowMs();

@@ -251,7 +251,8 @@ struct TestServer {
 
 struct ServerSetup {
   ServerOptions options;
-  bool with_cache = false;  // a result cache in dir/results
+  bool with_cache = false;        // a result cache in dir/results
+  int64_t cache_entry_bytes = 0;  // its max_entry_bytes (0: the default)
   auth::AuthOptions auth;
   // Runs before the server starts, e.g. to write a users file.
   std::function<void(const std::filesystem::path&, auth::AuthOptions&)> before_start;
@@ -302,6 +303,7 @@ std::unique_ptr<TestServer> StartServer(ServerSetup setup = {}) {
   if (setup.with_cache) {
     cache::CacheOptions co;
     co.dir = t->dir.path() / "results";
+    if (setup.cache_entry_bytes > 0) co.max_entry_bytes = setup.cache_entry_bytes;
     auto opened = cache::Cache::Open(co);
     EXPECT_TRUE(opened.ok()) << opened.status();
     if (!opened.ok()) return nullptr;
@@ -1079,6 +1081,61 @@ TEST(HttpCacheTest, SecondArrowQueryIsServedFromTheCachedFileWithTheSameBytes) {
   // Text formats are not cached.
   Response json = c.Get(t->QueryUrl("SELECT id FROM numbers WHERE id < 3"));
   EXPECT_EQ(json.Header("x-bridge-cache"), "");
+}
+
+// A miss is written through: each step's batches are appended to the entry's file and sent
+// from it with sendfile. What the client gets must be the uncached result, byte for byte,
+// also when the entry is given up halfway and the rest comes from memory.
+TEST(HttpCacheTest, AMissIsSentFromTheEntryFileAndIsTheUncachedResult) {
+  ServerSetup setup;
+  setup.with_cache = true;
+  setup.cache_entry_bytes = int64_t{4} << 20;  // the whole table (~9 MB) does not fit
+  auto t = StartServer(setup);
+  ASSERT_NE(t, nullptr);
+  Client c;
+  const std::string fits = t->QueryUrl(
+      StrCat("SELECT * FROM numbers WHERE id < ", kNumbers / 3, " ORDER BY id"), "&format=arrow");
+  Response uncached = c.Get(fits + "&cache=off");
+  ASSERT_EQ(uncached.status, 200) << uncached.body;
+  ASSERT_GT(uncached.body.size(), size_t{2} << 20);  // several steps of ~1 MiB
+  Response miss = c.Get(fits);
+  EXPECT_EQ(miss.Header("x-bridge-cache"), "miss");
+  EXPECT_TRUE(miss.body == uncached.body) << miss.body.size() << " vs " << uncached.body.size();
+  // Everything but the schema message (and the framing) went out by sendfile.
+  const double sent_from_file = t->Metric("bridge_http_arrow_sendfile_bytes_total");
+  EXPECT_GT(sent_from_file, 0.99 * static_cast<double>(miss.body.size()));
+  EXPECT_LT(sent_from_file, static_cast<double>(miss.body.size()));
+  EXPECT_EQ(t->Metric("bridge_http_arrow_bytes_copied_total"), 0);
+  ASSERT_TRUE(t->WaitForCommits(1));
+  Response hit = c.Get(fits);
+  EXPECT_EQ(hit.Header("x-bridge-cache"), "hit");
+  EXPECT_TRUE(hit.body == uncached.body);
+  ASSERT_OK_AND_ASSIGN(Decoded d, DecodeArrow(hit.body));
+  EXPECT_EQ(d.rows, kNumbers / 3);
+  EXPECT_EQ(d.ints[0].back(), kNumbers / 3 - 1);
+
+  // Past 4 MB the entry is abandoned: that step and the rest are sent from memory.
+  const std::string too_big = t->QueryUrl("SELECT * FROM numbers ORDER BY id", "&format=arrow");
+  Response whole_uncached = c.Get(too_big + "&cache=off");
+  ASSERT_EQ(whole_uncached.status, 200);
+  Response whole = c.Get(too_big);
+  EXPECT_EQ(whole.Header("x-bridge-cache"), "miss");
+  EXPECT_TRUE(whole.body == whole_uncached.body)
+      << whole.body.size() << " vs " << whole_uncached.body.size();
+  EXPECT_EQ(t->cache->stats().writes_abandoned, 1);
+  EXPECT_EQ(t->cache->stats().entries, 1);
+
+  // HTTP/1.0: no chunks around the file's bytes, the same body.
+  const std::string tenth =
+      StrCat("/query?format=arrow&sql=SELECT+*+FROM+numbers+WHERE+id+%3C+", kNumbers / 10);
+  Response tenth_uncached = c.Get(t->Url(tenth + "&cache=off"));
+  ASSERT_EQ(tenth_uncached.status, 200);
+  int fd = ConnectLoopback(t->port());
+  SendAll(fd, StrCat("GET ", tenth, " HTTP/1.0\r\n\r\n"));
+  std::string reply = ReadFrom(fd, std::chrono::seconds(20));
+  ::close(fd);
+  EXPECT_THAT(reply, HasSubstr("X-Bridge-Cache: miss"));
+  EXPECT_TRUE(reply.ends_with("\r\n\r\n" + tenth_uncached.body)) << reply.size();
 }
 
 TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {

@@ -39,6 +39,11 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
       arrow_bytes_copied_(CounterFamily(registry, "bridge_http_arrow_bytes_copied_total",
                                         "Bytes of Arrow data copied instead of sent in place.")
                               .Add({})),
+      arrow_sendfile_bytes_(
+          CounterFamily(registry, "bridge_http_arrow_sendfile_bytes_total",
+                        "format=arrow bytes sent from a file by sendfile(2): cache hits, and "
+                        "misses sent from the entry being written.")
+              .Add({})),
       cancelled_(CounterFamily(registry, "bridge_http_queries_cancelled_total",
                                "Queries stopped early, by reason "
                                "(disconnect, timeout, shutdown).")),
@@ -68,6 +73,10 @@ void HttpMetrics::RowsOut(OutputFormat f, uint64_t rows) {
 
 void HttpMetrics::ArrowBytesCopied(uint64_t bytes) {
   arrow_bytes_copied_.Increment(static_cast<double>(bytes));
+}
+
+void HttpMetrics::ArrowSendfileBytes(uint64_t bytes) {
+  arrow_sendfile_bytes_.Increment(static_cast<double>(bytes));
 }
 
 void HttpMetrics::QueryCancelled(std::string_view reason) {

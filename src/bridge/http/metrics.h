@@ -28,6 +28,7 @@ class HttpMetrics {  // thread-safe
   //   bridge_http_response_bytes_total{format}             counter
   //   bridge_http_rows_total{format}                       counter
   //   bridge_http_arrow_bytes_copied_total                 counter
+  //   bridge_http_arrow_sendfile_bytes_total               counter
   //   bridge_http_queries_cancelled_total{reason}          counter
   //   bridge_http_active_queries                           gauge
   //   bridge_http_queued_queries                           gauge
@@ -42,6 +43,9 @@ class HttpMetrics {  // thread-safe
   void BytesOut(std::string_view format_label, uint64_t bytes);  // "file" for /files
   void RowsOut(OutputFormat f, uint64_t rows);                   // bridge_http_rows_total{format}
   void ArrowBytesCopied(uint64_t bytes);  // bridge_http_arrow_bytes_copied_total
+  // bridge_http_arrow_sendfile_bytes_total: format=arrow bytes sent by sendfile(2) from a
+  // file (a cache hit, or a miss written through its entry's file).
+  void ArrowSendfileBytes(uint64_t bytes);
   // bridge_http_cache_lookups_total{result}: hit, miss, refresh, uncacheable.
   void CacheLookup(std::string_view result);
   // bridge_http_queries_cancelled_total{reason="disconnect|timeout|shutdown"}
@@ -58,6 +62,7 @@ class HttpMetrics {  // thread-safe
   prometheus::Family<prometheus::Counter>& bytes_out_;
   prometheus::Family<prometheus::Counter>& rows_out_;
   prometheus::Counter& arrow_bytes_copied_;
+  prometheus::Counter& arrow_sendfile_bytes_;
   prometheus::Family<prometheus::Counter>& cancelled_;
   prometheus::Family<prometheus::Counter>& cache_lookups_;
   prometheus::Gauge& active_queries_;

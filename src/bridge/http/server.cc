@@ -197,6 +197,12 @@ struct QueryJob {
   // written while the result streams (a miss), or the entry served instead (a hit).
   std::optional<cache::CacheKey> cache_key;
   std::unique_ptr<cache::EntryWriter> cache_writer;
+  // Write-through (plain TCP): the strand appends each step's messages to the entry's file
+  // and sends them from there (sendfile) rather than from memory, so the body is copied
+  // once (into the page cache) instead of twice (socket and file), by the thread that would
+  // otherwise copy it into the socket. Otherwise (TLS) the pool queues them on the cache's
+  // writer thread.
+  bool write_through = false;
   std::shared_ptr<const cache::Entry> cached;
   std::string cache_header;  // "X-Bridge-Cache: ...\r\n" or ""
 
@@ -220,7 +226,9 @@ struct QueryJob {
   uint64_t file_size = 0;         // where they end
   uint64_t file_offset = 0;       // the next byte to send
   std::vector<char> file_buffer;  // TLS: sendfile cannot encrypt
-  std::string bytes_label;        // metrics' format label of a file response ("" = a query's)
+  // A step sent partly from the file (write-through): what follows the file's bytes.
+  std::vector<asio::const_buffer> after_file;
+  std::string bytes_label;  // metrics' format label of a file response ("" = a query's)
 
   // Any thread.
   std::mutex mu;
@@ -960,6 +968,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
               core_.services.cache->BeginWrite(*job.cache_key, job.stream->schema(), encode);
           if (writer.ok()) {
             job.cache_writer = std::move(writer).value();
+            if constexpr (!kTls) {
+              // The strand's own descriptor: the writer closes its one at Commit or Abandon.
+              job.file_fd = ::fcntl(job.cache_writer->fd(), F_DUPFD_CLOEXEC, 0);
+              job.write_through = job.file_fd >= 0;
+            }
             // The id names the file once the response is complete (404 before, or if the
             // entry is abandoned).
             job.cache_header += StrCat("X-Bridge-Result-Id: ", job.cache_writer->id(), "\r\n");
@@ -1039,7 +1052,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
           job.step_copied += m.copied_bytes;
           gathered += m.total_size();
           // On failure (too big, disk full) the writer abandons the entry; the response goes on.
-          if (job.cache_writer && !job.cache_writer->Write(m).ok()) job.cache_writer.reset();
+          // (With write-through the strand owns the writer: write_through is read first.)
+          if (!job.write_through && job.cache_writer && !job.cache_writer->Write(m).ok()) {
+            job.cache_writer.reset();
+          }
           job.messages.push_back(std::move(m));
         }
         if (job.IsCancelled()) return Cancelled("http: query cancelled");
@@ -1056,6 +1072,32 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       BRIDGE_RETURN_NOT_OK(job.writer->Write(*batch, &job.text));
     }
     return OkStatus();
+  }
+
+  // Write-through: appends the step's messages to the entry's file and returns the index
+  // of the first one sent from the file: messages [index, end) lie at `part` of the file.
+  // Returns the number of messages (all sent from memory) when the step is not written
+  // through: no entry (any more), or the entry failed now (too big, disk full: it is
+  // abandoned, and part of a message may be in the file).
+  static size_t AppendStep(QueryJob& job, ipc::ByteRange& part) {
+    const size_t count = job.sending.size();
+    if (!job.write_through || !job.cache_writer) return count;
+    size_t from = count;
+    part = {};
+    for (size_t i = 0; i < count; ++i) {
+      Result<ipc::ByteRange> range = job.cache_writer->Append(job.sending[i]);
+      if (!range.ok()) {
+        job.cache_writer.reset();
+        return count;
+      }
+      if (range->length == 0) continue;  // the schema: sent from memory (it comes first)
+      if (from == count) {
+        from = i;
+        part.offset = range->offset;
+      }
+      part.length += range->length;
+    }
+    return from;
   }
 
   // The whole result went through the writer and out to the client: make the entry visible.
@@ -1091,6 +1133,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     job->sending.swap(job->messages);  // both empty but for the step: OnWritten cleared it
     job->sending_text.swap(job->text);
     job->sending_done = job->done;
+    const uint64_t step_rows = job->step_rows;  // the pool's next step resets them
+    const int64_t step_copied = job->step_copied;
     const bool chunked = !http10_;
     std::vector<asio::const_buffer> buffers;
     uint64_t payload = 0;
@@ -1108,6 +1152,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                             " bytes (max_result_bytes)"),
           413);
     }
+    // DuckDB and the socket work at the same time: at most one step ahead.
+    if (!job->sending_done) {
+      asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
+    }
+    // Messages [from_file, end) go out from the entry's file (write-through), the rest from
+    // memory.
+    ipc::ByteRange part;
+    const size_t from_file = AppendStep(*job, part);
+    job->file_offset = static_cast<uint64_t>(part.offset);
+    job->file_size = static_cast<uint64_t>(part.offset + part.length);
     if (!job->header_sent) {
       if (http10_) keep_alive_ = false;
       job->head = ResponseHead(
@@ -1121,11 +1175,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         job->chunk_line = ChunkLine(payload);
         buffers.push_back(asio::buffer(job->chunk_line));
       }
-      for (const auto& m : job->sending) {
+      for (size_t i = 0; i < from_file; ++i) {
+        const ipc::EncodedMessage& m = job->sending[i];
         buffers.push_back(asio::buffer(m.metadata));
         for (const auto& segment : m.body) {
           if (segment.size > 0) buffers.push_back(asio::buffer(segment.data, segment.size));
         }
+      }
+      if (from_file < job->sending.size()) {
+        buffers.swap(job->after_file);  // what comes before the file's bytes
+        buffers.clear();
       }
       if (end_of_stream) buffers.push_back(asio::buffer(kEndOfStream));
       if (!job->sending_text.empty()) buffers.push_back(asio::buffer(job->sending_text));
@@ -1140,23 +1199,39 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
 
     job->bytes_sent += payload;
-    job->rows_sent += job->step_rows;
+    job->rows_sent += step_rows;
     core_.metrics.BytesOut(job->request.format, payload);
-    core_.metrics.RowsOut(job->request.format, job->step_rows);
+    core_.metrics.RowsOut(job->request.format, step_rows);
     if (job->request.format == OutputFormat::kArrow) {
-      core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(job->step_copied));
+      core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(step_copied));
     }
 
     Lowest().expires_after(core_.options.idle_timeout);
     job->writing = true;
-    asio::async_write(stream_, buffers,
+    if (from_file < job->sending.size()) {
+      // Memory, then the file's range, then memory again (end of chunk, last chunk).
+      buffers.swap(job->after_file);
+      asio::async_write(stream_, buffers,
+                        [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                          if (ec) return self->OnWritten(job, ec);
+                          self->SendFileBytes(job, [self, job] { self->SendAfterFile(job); });
+                        });
+    } else {
+      asio::async_write(stream_, buffers,
+                        [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                          self->OnWritten(job, ec);
+                        });
+    }
+  }
+
+  // The rest of a step after its bytes from the file.
+  void SendAfterFile(const std::shared_ptr<QueryJob>& job) {
+    if (job->after_file.empty()) return OnWritten(job, {});
+    Lowest().expires_after(core_.options.idle_timeout);
+    asio::async_write(stream_, job->after_file,
                       [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
                         self->OnWritten(job, ec);
                       });
-    // DuckDB and the socket work at the same time: at most one step ahead.
-    if (!job->sending_done) {
-      asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
-    }
   }
 
   void OnWritten(const std::shared_ptr<QueryJob>& job, beast::error_code ec) {
@@ -1378,15 +1453,22 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   void SendFilePart(const std::shared_ptr<QueryJob>& job) {
-    if (job->file_offset >= job->file_size) {
+    SendFileBytes(job, [self = this->shared_from_this(), job] {
       if (job->bytes_label.empty()) {
-        core_.metrics.BytesOut(job->request.format, job->file_size - job->file_start);
+        self->core_.metrics.BytesOut(job->request.format, job->file_size - job->file_start);
       } else {
-        core_.metrics.BytesOut(job->bytes_label, job->file_size - job->file_start);
+        self->core_.metrics.BytesOut(job->bytes_label, job->file_size - job->file_start);
       }
       job->bytes_sent = job->file_size - job->file_start;
-      return OnWritten(job, {});
-    }
+      self->OnWritten(job, {});
+    });
+  }
+
+  // Sends bytes [file_offset, file_size) of job->file_fd, then calls `then()`; a failed
+  // write goes to OnWritten with its error instead.
+  template <class Then>
+  void SendFileBytes(const std::shared_ptr<QueryJob>& job, Then then) {
+    if (job->file_offset >= job->file_size) return then();
     uint64_t left = job->file_size - job->file_offset;
     if constexpr (kTls) {
       job->file_buffer.resize(std::min<uint64_t>(left, kTextFlushBytes));
@@ -1396,9 +1478,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       job->file_offset += static_cast<uint64_t>(n);
       Lowest().expires_after(core_.options.idle_timeout);
       asio::async_write(stream_, asio::buffer(job->file_buffer.data(), static_cast<size_t>(n)),
-                        [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
+                        [self = this->shared_from_this(), job, then = std::move(then)](
+                            beast::error_code ec, size_t) {
                           if (ec) return self->OnWritten(job, ec);
-                          self->SendFilePart(job);
+                          self->SendFileBytes(job, then);
                         });
     } else {
       auto& socket = Lowest().socket();
@@ -1407,9 +1490,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       off_t offset = static_cast<off_t>(job->file_offset);
       const size_t want = static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000));
       ssize_t n = ::sendfile(socket.native_handle(), job->file_fd, &offset, want);
+      if (n > 0 && job->bytes_label.empty() && job->request.format == OutputFormat::kArrow) {
+        core_.metrics.ArrowSendfileBytes(static_cast<uint64_t>(n));
+      }
       if (n > 0 && static_cast<size_t>(n) == want) {
         job->file_offset += static_cast<uint64_t>(n);
-        return SendFilePart(job);  // done: sends the completion
+        return SendFileBytes(job, std::move(then));  // done: calls `then`
       }
       if (n > 0) {
         // The socket buffer is full: wait until it drains (other connections of this
@@ -1417,11 +1503,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         job->file_offset += static_cast<uint64_t>(n);
       }
       if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-        return socket.async_wait(tcp::socket::wait_write,
-                                 [self = this->shared_from_this(), job](beast::error_code ec) {
-                                   if (ec) return self->OnWritten(job, ec);
-                                   self->SendFilePart(job);
-                                 });
+        return socket.async_wait(
+            tcp::socket::wait_write,
+            [self = this->shared_from_this(), job, then = std::move(then)](beast::error_code ec) {
+              if (ec) return self->OnWritten(job, ec);
+              self->SendFileBytes(job, then);
+            });
       }
       OnWritten(job, asio::error::connection_reset);
     }
