@@ -297,13 +297,19 @@ def main():
         print(f"### HTTP: latency of `{sql}`")
         print()
         print(f"{rows[0]['reps']} repetitions each, interleaved (the in-process run first, then the "
-              f"formats, which take turns going first); HTTP through one keep-alive libcurl "
-              f"connection (`bench/http_latency.cc`). Gateway overhead (bar: < 0.5 ms at p50): the "
+              f"formats, which take turns going first); HTTP through one keep-alive connection of "
+              f"libcurl, and one of a minimal raw-socket client (one write, reads the chunked body "
+              f"to its trailer: what remains is the gateway's and the kernel's). "
+              f"(`bench/http_latency.cc`). Gateway overhead (bar: < 0.5 ms at p50): the "
               f"difference of the p50s, and the median of the per-repetition differences (HTTP "
               f"minus in-process, back to back), which cancels most of a shared machine's noise; "
               f"and the gateway's own time: per request, HTTP time minus the time DuckDB took in the "
               f"server (its Server-Timing trailer), which leaves out the two engines' differences "
-              f"(two processes, two DuckDB instances).")
+              f"(two processes, two DuckDB instances). The floor row is the same measure for a "
+              f"server that does nothing: a thread that sleeps as long as the in-process query took, "
+              f"then answers (its trailer gives the time it really slept): this machine's cost of "
+              f"any request that makes a thread wait that long (loopback TCP, waking the server and "
+              f"the client).")
         print()
         print("| what | p50 ms | p99 ms | mean ms | p50 - in-process p50, ms "
               "| median paired overhead, ms | server's engine p50, ms | median HTTP - server's engine, ms |")

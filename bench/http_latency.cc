@@ -1,6 +1,11 @@
-// Gateway overhead of Bridge's HTTP API: one query answered over HTTP (keep-alive, libcurl)
-// vs the same query in-process through the engine and catalog, interleaved rep by rep so
-// both see the same machine load.
+// Gateway overhead of Bridge's HTTP API: one query answered over HTTP (keep-alive) vs the
+// same query in-process through the engine and catalog, interleaved rep by rep so all see
+// the same machine load. Each format is fetched twice per rep: by libcurl (what an
+// application would use) and by a minimal raw-socket client (one write, reads until the
+// chunked body and its trailer end), whose own cost is closer to nothing: after a 30 ms
+// query, libcurl alone adds ~0.4 ms on the development VM. A floor row shows what any
+// server costs on this machine: a thread in this process that answers each request after
+// sleeping as long as the in-process query took in the same rep (read by the raw client).
 //
 //   http_latency --data DIR --url http://127.0.0.1:PORT --sql SQL [--reps N] [--warmup N]
 //                [--format json|arrow ...]
@@ -14,14 +19,23 @@
 // The in-process run opens the data folder like `bridge serve` (engine + catalog, same
 // threads) and drains the result as Arrow batches; the HTTP run downloads the whole body.
 // --url - measures in-process only.
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "bridge/catalog/catalog.h"
@@ -59,6 +73,143 @@ size_t OnHeader(char* data, size_t size, size_t n, void* engine_us) {
   }
   return size * n;
 }
+
+// ---- A minimal HTTP/1.1 client on one keep-alive connection ----
+
+int ConnectTo(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return fd;
+}
+
+// Sends `request` and reads one chunked response to its end; returns false on a connection
+// error or a response that is not a chunked 200. Sets the body's size and the trailer's
+// engine time (microseconds; -1 if none).
+bool RawGet(int fd, const std::string& request, std::string& buffer, int64_t& body_bytes,
+            double& engine_us) {
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    return false;
+  }
+  buffer.clear();
+  size_t pos = 0;
+  // Makes sure buffer[pos, pos + n) is there.
+  auto need = [&](size_t n) {
+    char chunk[65536];
+    while (buffer.size() < pos + n) {
+      const ssize_t got = ::recv(fd, chunk, sizeof(chunk), 0);
+      if (got <= 0) return false;
+      buffer.append(chunk, static_cast<size_t>(got));
+    }
+    return true;
+  };
+  // The next CRLF-terminated line from pos (without the CRLF).
+  auto line = [&](std::string& out) {
+    for (;;) {
+      const size_t end = buffer.find("\r\n", pos);
+      if (end != std::string::npos) {
+        out.assign(buffer, pos, end - pos);
+        pos = end + 2;
+        return true;
+      }
+      if (!need(buffer.size() - pos + 1)) return false;
+    }
+  };
+  std::string text;
+  if (!line(text) || text.rfind("HTTP/1.1 200", 0) != 0) return false;
+  bool chunked = false;
+  while (line(text) && !text.empty()) {
+    if (text == "Transfer-Encoding: chunked") chunked = true;
+  }
+  if (!chunked) return false;
+  body_bytes = 0;
+  for (;;) {
+    if (!line(text)) return false;
+    const int64_t size = std::strtoll(text.c_str(), nullptr, 16);
+    if (size == 0) break;
+    if (!need(static_cast<size_t>(size) + 2)) return false;
+    pos += static_cast<size_t>(size) + 2;
+    body_bytes += size;
+  }
+  engine_us = -1;
+  constexpr std::string_view kTrailer = "Server-Timing: engine;dur=";
+  while (line(text) && !text.empty()) {
+    if (text.rfind(kTrailer, 0) == 0) engine_us = std::atof(text.c_str() + kTrailer.size()) * 1000;
+  }
+  return true;
+}
+
+// ---- The floor: a server that does nothing but wait as long as the query ----
+
+class FloorServer {
+ public:
+  FloorServer() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof(address);
+    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::listen(listener_, 1) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      return;
+    }
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FloorServer() {
+    ::shutdown(listener_, SHUT_RDWR);
+    if (thread_.joinable()) thread_.join();
+    ::close(listener_);
+  }
+  int port() const { return port_; }
+  // How long the next request waits before its answer.
+  void set_wait(Clock::duration wait) { wait_ns_ = wait.count(); }
+
+ private:
+  void Serve() {
+    const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    std::string request;
+    char chunk[4096];
+    for (;;) {
+      const ssize_t got = ::recv(fd, chunk, sizeof(chunk), 0);
+      if (got <= 0) break;
+      request.append(chunk, static_cast<size_t>(got));
+      if (request.find("\r\n\r\n") == std::string::npos) continue;
+      request.clear();
+      // The trailer says how long the sleep really took (it overshoots by the timer's
+      // slack), as Bridge's says how long DuckDB took.
+      const auto slept_from = Clock::now();
+      std::this_thread::sleep_for(Clock::duration(wait_ns_.load()));
+      const Clock::duration wait = Clock::now() - slept_from;
+      char reply[256];
+      const int n =
+          std::snprintf(reply, sizeof(reply),
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfloor\r\n"
+                        "0\r\nServer-Timing: engine;dur=%.3f\r\n\r\n",
+                        std::chrono::duration<double, std::milli>(wait).count());
+      if (::send(fd, reply, static_cast<size_t>(n), MSG_NOSIGNAL) != n) break;
+    }
+    ::close(fd);
+  }
+
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::atomic<Clock::rep> wait_ns_{0};
+};
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -150,6 +301,49 @@ int main(int argc, char** argv) {
   Stats in_process{"in-process (engine + catalog)", {}};
   std::vector<Stats> http;
   for (const auto& f : formats) http.push_back({"http format=" + f, {}});
+  // The raw client's connection to the server, and the floor server with its own.
+  std::vector<Stats> raw;
+  std::vector<std::string> raw_requests;
+  int raw_fd = -1;
+  std::optional<FloorServer> floor;
+  int floor_fd = -1;
+  Stats floor_stats{"floor: a server that sleeps the in-process time, then answers (raw client)",
+                    {}};
+  if (!formats.empty()) {
+    const size_t colon = url.rfind(':');
+    const int port = colon == std::string::npos ? 0 : std::atoi(url.c_str() + colon + 1);
+    raw_fd = ConnectTo(port);
+    if (raw_fd < 0) return Fail("cannot connect to " + url);
+    for (size_t i = 0; i < formats.size(); ++i) {
+      raw.push_back({"http format=" + formats[i] + " (raw socket client)", {}});
+      raw_requests.push_back("GET " + urls[i].substr(urls[i].find('/', url.find("//") + 2)) +
+                             " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    }
+    floor.emplace();
+    floor_fd = ConnectTo(floor->port());
+    if (floor_fd < 0) return Fail("cannot connect to the floor server");
+  }
+  std::string raw_buffer;
+  // One raw GET; false (with a message printed) on failure.
+  auto raw_get = [&](int fd, const std::string& request, Stats& stats, bool keep) {
+    int64_t bytes = 0;
+    double engine = -1;
+    const auto r0 = Clock::now();
+    const bool ok = RawGet(fd, request, raw_buffer, bytes, engine);
+    const auto r1 = Clock::now();
+    if (!ok || engine < 0) {
+      Fail(stats.what + ": the response was not a chunked 200 with a Server-Timing trailer");
+      return false;
+    }
+    if (keep) {
+      const double us = std::chrono::duration<double, std::micro>(r1 - r0).count();
+      stats.us.push_back(us);
+      stats.bytes = bytes;
+      stats.engine_us.push_back(engine);
+      stats.gateway_us.push_back(us - engine);
+    }
+    return true;
+  };
 
   for (int rep = -warmup; rep < reps; ++rep) {
     auto t0 = Clock::now();
@@ -167,6 +361,10 @@ int main(int argc, char** argv) {
     if (rep >= 0) {
       in_process.us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
       in_process.rows = rows;
+    }
+    if (floor) {
+      floor->set_wait(t1 - t0);
+      if (!raw_get(floor_fd, "GET / HTTP/1.1\r\n\r\n", floor_stats, rep >= 0)) return 1;
     }
     // The formats take turns going first after the in-process run (whose DuckDB threads may
     // still be winding down), so that neither always pays for following it.
@@ -192,8 +390,11 @@ int main(int argc, char** argv) {
         http[i].engine_us.push_back(engine_us);
         http[i].gateway_us.push_back(us - engine_us);
       }
+      if (!raw_get(raw_fd, raw_requests[i], raw[i], rep >= 0)) return 1;
     }
   }
+  if (raw_fd >= 0) ::close(raw_fd);
+  if (floor_fd >= 0) ::close(floor_fd);
   curl_easy_cleanup(curl);
   curl_global_cleanup();
   // Paired differences (same repetition, back to back) cancel most of the machine's noise.
@@ -202,7 +403,14 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < s.us.size(); ++i) diff.push_back(s.us[i] - in_process.us[i]);
     s.paired_overhead_p50_us = Median(std::move(diff));
   }
+  for (size_t k = 0; k < raw.size(); ++k) {
+    std::vector<double> diff;
+    for (size_t i = 0; i < raw[k].us.size(); ++i) diff.push_back(raw[k].us[i] - in_process.us[i]);
+    raw[k].paired_overhead_p50_us = Median(std::move(diff));
+  }
   Print(in_process);
   for (auto& s : http) Print(s);
+  for (auto& s : raw) Print(s);
+  if (floor) Print(floor_stats);
   return 0;
 }

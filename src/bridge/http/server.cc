@@ -1200,11 +1200,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
     job->bytes_sent += payload;
     job->rows_sent += step_rows;
-    core_.metrics.BytesOut(job->request.format, payload);
-    core_.metrics.RowsOut(job->request.format, step_rows);
-    if (job->request.format == OutputFormat::kArrow) {
-      core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(step_copied));
-    }
 
     Lowest().expires_after(core_.options.idle_timeout);
     job->writing = true;
@@ -1221,6 +1216,13 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                         [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
                           self->OnWritten(job, ec);
                         });
+    }
+    // After the write started (its first bytes are already in the socket): the client does
+    // not wait for the bookkeeping (~12 us with cold caches after a 30 ms query).
+    core_.metrics.BytesOut(job->request.format, payload);
+    core_.metrics.RowsOut(job->request.format, step_rows);
+    if (job->request.format == OutputFormat::kArrow) {
+      core_.metrics.ArrowBytesCopied(static_cast<uint64_t>(step_copied));
     }
   }
 
