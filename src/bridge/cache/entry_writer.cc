@@ -1,6 +1,7 @@
 // EntryWriter: tees encoded messages into a temporary IPC file and commits it atomically.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,12 @@ std::string ErrnoMessage(int error) {
 Status ChecksumMessages(int fd, const std::string& path, int64_t end,
                         std::vector<CachedMessage>& messages) {
   if (end <= 0) return OkStatus();
+  // A file shorter than what was written to it (truncated behind our back) would fault when
+  // the mapping is read: refuse it instead.
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || info.st_size < end) {
+    return IoError("cache: ", path, " is shorter than the ", end, " bytes written to it");
+  }
   void* data = ::mmap(nullptr, static_cast<size_t>(end), PROT_READ, MAP_SHARED, fd, 0);
   if (data == MAP_FAILED) {
     return IoError("cache: mapping ", path, " for its checksums: ", ErrnoMessage(errno));

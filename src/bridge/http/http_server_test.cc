@@ -1138,6 +1138,28 @@ TEST(HttpCacheTest, AMissIsSentFromTheEntryFileAndIsTheUncachedResult) {
   EXPECT_TRUE(reply.ends_with("\r\n\r\n" + tenth_uncached.body)) << reply.size();
 }
 
+// The file part of a written-through step waits for the socket outside Beast's timeouts:
+// a client that stops reading must still be cut off after idle_timeout, freeing its query.
+TEST(HttpCacheTest, AClientThatStopsReadingAMissIsCutOffAfterTheIdleTimeout) {
+  ServerSetup setup;
+  setup.with_cache = true;
+  setup.options.idle_timeout = std::chrono::milliseconds(500);
+  auto t = StartServer(setup);
+  ASSERT_NE(t, nullptr);
+  const int fd = ConnectLoopback(t->port(), 4096);
+  SendAll(fd,
+          "GET /query?format=arrow&sql=SELECT+*+FROM+numbers+ORDER+BY+id HTTP/1.1\r\n"
+          "Host: x\r\n\r\n");
+  ASSERT_TRUE(t->WaitForMetric("bridge_http_active_queries", 1));
+  // Never read: the socket buffers fill up with the first step or two of ~9 MB.
+  EXPECT_TRUE(t->WaitForMetric("bridge_http_queries_cancelled_total{reason=\"disconnect\"}", 1));
+  EXPECT_TRUE(t->WaitForMetric("bridge_http_active_queries", 0));
+  EXPECT_GT(t->Metric("bridge_http_arrow_sendfile_bytes_total"), 0);
+  ::close(fd);
+  EXPECT_TRUE(t->WaitForMetric("bridge_http_cache_lookups_total{result=\"miss\"}", 1));
+  EXPECT_EQ(t->cache->stats().entries, 0);  // abandoned, nothing left
+}
+
 TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
   ServerSetup setup;
   setup.with_cache = true;

@@ -197,12 +197,15 @@ struct QueryJob {
   // written while the result streams (a miss), or the entry served instead (a hit).
   std::optional<cache::CacheKey> cache_key;
   std::unique_ptr<cache::EntryWriter> cache_writer;
-  // Write-through (plain TCP): the strand appends each step's messages to the entry's file
-  // and sends them from there (sendfile) rather than from memory, so the body is copied
-  // once (into the page cache) instead of twice (socket and file), by the thread that would
-  // otherwise copy it into the socket. Otherwise (TLS) the pool queues them on the cache's
-  // writer thread.
+  // Write-through (plain TCP): the pool appends each message of a step to the entry's file
+  // as it encodes it, and the strand sends the step's messages from the file (sendfile)
+  // rather than from memory, so the body is copied once (into the page cache) instead of
+  // twice (socket and file). Messages [file_from, end) of the step just produced lie at
+  // `file_part` of the file; an empty part (the cache gave up) sends the step from memory.
+  // Otherwise (TLS) the pool queues the messages on the cache's writer thread.
   bool write_through = false;
+  size_t file_from = 0;
+  ipc::ByteRange file_part;
   std::shared_ptr<const cache::Entry> cached;
   std::string cache_header;  // "X-Bridge-Cache: ...\r\n" or ""
 
@@ -422,7 +425,10 @@ template <typename Stream>
 class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
  public:
   Connection(ServerCore& core, Stream stream)
-      : core_(core), stream_(std::move(stream)), timer_(stream_.get_executor()) {}
+      : core_(core),
+        stream_(std::move(stream)),
+        timer_(stream_.get_executor()),
+        send_timer_(stream_.get_executor()) {}
   ~Connection() override {
     if (id_ != 0) core_.Remove(id_);
   }
@@ -806,6 +812,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void CloseNow() {
     ++read_generation_;
     timer_.cancel();
+    StopWatchingFileSend();
     beast::error_code ec;
     Lowest().socket().close(ec);
   }
@@ -1051,11 +1058,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         for (auto& m : messages) {
           job.step_copied += m.copied_bytes;
           gathered += m.total_size();
-          // On failure (too big, disk full) the writer abandons the entry; the response goes on.
-          // (With write-through the strand owns the writer: write_through is read first.)
-          if (!job.write_through && job.cache_writer && !job.cache_writer->Write(m).ok()) {
-            job.cache_writer.reset();
-          }
+          if (job.cache_writer) TeeMessage(job, m);
           job.messages.push_back(std::move(m));
         }
         if (job.IsCancelled()) return Cancelled("http: query cancelled");
@@ -1074,30 +1077,26 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     return OkStatus();
   }
 
-  // Write-through: appends the step's messages to the entry's file and returns the index
-  // of the first one sent from the file: messages [index, end) lie at `part` of the file.
-  // Returns the number of messages (all sent from memory) when the step is not written
-  // through: no entry (any more), or the entry failed now (too big, disk full: it is
-  // abandoned, and part of a message may be in the file).
-  static size_t AppendStep(QueryJob& job, ipc::ByteRange& part) {
-    const size_t count = job.sending.size();
-    if (!job.write_through || !job.cache_writer) return count;
-    size_t from = count;
-    part = {};
-    for (size_t i = 0; i < count; ++i) {
-      Result<ipc::ByteRange> range = job.cache_writer->Append(job.sending[i]);
-      if (!range.ok()) {
-        job.cache_writer.reset();
-        return count;
-      }
-      if (range->length == 0) continue;  // the schema: sent from memory (it comes first)
-      if (from == count) {
-        from = i;
-        part.offset = range->offset;
-      }
-      part.length += range->length;
+  // Hands `m`, the next message of the step, to the entry being written. On failure (too
+  // big, disk full) the writer abandons the entry and the response goes on from memory.
+  static void TeeMessage(QueryJob& job, const ipc::EncodedMessage& m) {
+    if (!job.write_through) {
+      if (!job.cache_writer->Write(m).ok()) job.cache_writer.reset();
+      return;
     }
-    return from;
+    Result<ipc::ByteRange> range = job.cache_writer->Append(m);
+    // (An empty range is a schema message, which BeginWrite wrote: never teed here.)
+    if (!range.ok() || range->length == 0) {
+      // Part of the message may be in the file: this step goes out from memory.
+      job.cache_writer.reset();
+      job.file_part = {};
+      return;
+    }
+    if (job.file_part.length == 0) {
+      job.file_from = job.messages.size();
+      job.file_part.offset = range->offset;
+    }
+    job.file_part.length += range->length;
   }
 
   // The whole result went through the writer and out to the client: make the entry visible.
@@ -1135,6 +1134,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     job->sending_done = job->done;
     const uint64_t step_rows = job->step_rows;  // the pool's next step resets them
     const int64_t step_copied = job->step_copied;
+    // Messages [from_file, end) go out from the entry's file (write-through), the rest from
+    // memory.
+    const size_t from_file = job->file_part.length > 0 ? job->file_from : job->sending.size();
+    job->file_offset = static_cast<uint64_t>(job->file_part.offset);
+    job->file_size = static_cast<uint64_t>(job->file_part.offset + job->file_part.length);
+    job->file_part = {};
     const bool chunked = !http10_;
     std::vector<asio::const_buffer> buffers;
     uint64_t payload = 0;
@@ -1156,12 +1161,6 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (!job->sending_done) {
       asio::post(core_.pool, [self = this->shared_from_this(), job] { self->Produce(job); });
     }
-    // Messages [from_file, end) go out from the entry's file (write-through), the rest from
-    // memory.
-    ipc::ByteRange part;
-    const size_t from_file = AppendStep(*job, part);
-    job->file_offset = static_cast<uint64_t>(part.offset);
-    job->file_size = static_cast<uint64_t>(part.offset + part.length);
     if (!job->header_sent) {
       if (http10_) keep_alive_ = false;
       job->head = ResponseHead(
@@ -1467,9 +1466,41 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   // Sends bytes [file_offset, file_size) of job->file_fd, then calls `then()`; a failed
-  // write goes to OnWritten with its error instead.
+  // write goes to OnWritten with its error instead, a file that cannot be read to
+  // QueryFailed. A client that reads nothing for idle_timeout is cut off.
   template <class Then>
   void SendFileBytes(const std::shared_ptr<QueryJob>& job, Then then) {
+    if (job->file_offset >= job->file_size) return then();
+    WatchFileSend(send_progress_);
+    SendFileRest(job, [self = this->shared_from_this(), then = std::move(then)]() mutable {
+      self->StopWatchingFileSend();
+      then();
+    });
+  }
+
+  void StopWatchingFileSend() {
+    ++send_watch_;
+    send_timer_.cancel();
+  }
+
+  // Every idle_timeout while a file is being sent: cancels the socket's operations (the wait
+  // ends with an error, and OnWritten ends the response) unless bytes went out since.
+  void WatchFileSend(uint64_t seen) {
+    const uint64_t watch = ++send_watch_;
+    send_timer_.expires_after(core_.options.idle_timeout);
+    send_timer_.async_wait([self = this->shared_from_this(), seen, watch](beast::error_code ec) {
+      // Cancelled, or a handler that was already queued when its watch ended.
+      if (ec || watch != self->send_watch_) return;
+      if (self->send_progress_ != seen) return self->WatchFileSend(self->send_progress_);
+      spdlog::info("http: connection {} read nothing for {} ms; closing it", self->id_,
+                   self->core_.options.idle_timeout.count());
+      beast::error_code ignored;
+      self->Lowest().socket().cancel(ignored);
+    });
+  }
+
+  template <class Then>
+  void SendFileRest(const std::shared_ptr<QueryJob>& job, Then then) {
     if (job->file_offset >= job->file_size) return then();
     uint64_t left = job->file_size - job->file_offset;
     if constexpr (kTls) {
@@ -1483,7 +1514,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                         [self = this->shared_from_this(), job, then = std::move(then)](
                             beast::error_code ec, size_t) {
                           if (ec) return self->OnWritten(job, ec);
-                          self->SendFileBytes(job, then);
+                          self->SendFileRest(job, then);
                         });
     } else {
       auto& socket = Lowest().socket();
@@ -1492,12 +1523,15 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       off_t offset = static_cast<off_t>(job->file_offset);
       const size_t want = static_cast<size_t>(std::min<uint64_t>(left, 0x7ffff000));
       ssize_t n = ::sendfile(socket.native_handle(), job->file_fd, &offset, want);
-      if (n > 0 && job->bytes_label.empty() && job->request.format == OutputFormat::kArrow) {
-        core_.metrics.ArrowSendfileBytes(static_cast<uint64_t>(n));
+      if (n > 0) {
+        send_progress_ += static_cast<uint64_t>(n);
+        if (job->bytes_label.empty() && job->request.format == OutputFormat::kArrow) {
+          core_.metrics.ArrowSendfileBytes(static_cast<uint64_t>(n));
+        }
       }
       if (n > 0 && static_cast<size_t>(n) == want) {
         job->file_offset += static_cast<uint64_t>(n);
-        return SendFileBytes(job, std::move(then));  // done: calls `then`
+        return SendFileRest(job, std::move(then));  // done: calls `then`
       }
       if (n > 0) {
         // The socket buffer is full: wait until it drains (other connections of this
@@ -1509,16 +1543,26 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
             tcp::socket::wait_write,
             [self = this->shared_from_this(), job, then = std::move(then)](beast::error_code ec) {
               if (ec) return self->OnWritten(job, ec);
-              self->SendFileBytes(job, then);
+              self->SendFileRest(job, then);
             });
       }
-      OnWritten(job, asio::error::connection_reset);
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)) {
+        return OnWritten(job, asio::error::connection_reset);  // the client went away
+      }
+      // The file, not the client: a read error, or a file shorter than its range.
+      QueryFailed(job, Internal("http: sending the file failed: ",
+                                n == 0 ? "it ends before its range" : std::strerror(errno)));
     }
   }
 
   ServerCore& core_;
   Stream stream_;
   asio::steady_timer timer_;
+  // Watches sendfile's waits for a writable socket (Beast's timeouts only cover writes made
+  // through stream_): a client that stops reading for idle_timeout is cut off.
+  asio::steady_timer send_timer_;
+  uint64_t send_progress_ = 0;  // bytes sendfile has sent on this connection
+  uint64_t send_watch_ = 0;     // the watch in force (a stopped one is ignored)
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   uint64_t id_ = 0;
