@@ -1160,6 +1160,33 @@ TEST(HttpCacheTest, AClientThatStopsReadingAMissIsCutOffAfterTheIdleTimeout) {
   EXPECT_EQ(t->cache->stats().entries, 0);  // abandoned, nothing left
 }
 
+// A hit goes out by sendfile alone: a client that stalls longer than idle_timeout gets a cut
+// body (and an end of stream), not the rest of the file whenever it reads again.
+TEST(HttpCacheTest, AClientThatStopsReadingAHitIsCutOffAfterTheIdleTimeout) {
+  ServerSetup setup;
+  setup.with_cache = true;
+  setup.options.idle_timeout = std::chrono::milliseconds(300);
+  auto t = StartServer(setup);
+  ASSERT_NE(t, nullptr);
+  const std::string target = "/query?format=arrow&sql=SELECT+*+FROM+numbers+ORDER+BY+id";
+  Client c;
+  Response miss = c.Get(t->Url(target));
+  ASSERT_EQ(miss.status, 200);
+  ASSERT_TRUE(t->WaitForCommits(1));
+  const int fd = ConnectLoopback(t->port(), 4096);
+  SendAll(fd, StrCat("GET ", target, " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(t->WaitForMetric("bridge_http_cache_lookups_total{result=\"hit\"}", 1));
+  // The stall itself (what is tested), several idle timeouts long.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Whatever was in flight arrives, then the end: no more of the file follows.
+  const std::string reply = ReadFrom(fd, std::chrono::seconds(20));
+  ::close(fd);
+  ASSERT_NE(reply.find("X-Bridge-Cache: hit"), std::string::npos) << reply.substr(0, 300);
+  const size_t body = reply.size() - (reply.find("\r\n\r\n") + 4);
+  EXPECT_LT(body, miss.body.size());
+  EXPECT_GT(body, 0u);
+}
+
 TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
   ServerSetup setup;
   setup.with_cache = true;
