@@ -20,46 +20,8 @@ namespace bridge::cache {
 namespace internal {
 namespace {
 
-std::string ErrnoMessage(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
-
 bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
-}
-
-// A read-only mapping of a whole file, unmapped and closed on destruction unless released.
-struct MappedFile {
-  int fd = -1;
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-
-  MappedFile() = default;
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data != nullptr) ::munmap(const_cast<uint8_t*>(data), size);
-    if (fd >= 0) ::close(fd);
-  }
-  std::span<const uint8_t> span() const { return {data, size}; }
-};
-
-// Maps `fd` (taken over) read-only. IoError when it cannot be stat'ed or mapped,
-// InvalidArgument when it is empty.
-Status MapDescriptor(int fd, const std::string& path, MappedFile& out) {
-  out.fd = fd;
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    return IoError("cache: stat of ", path, ": ", ErrnoMessage(errno));
-  }
-  if (st.st_size <= 0) return InvalidArgument("cache: ", path, " is empty");
-  void* data = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-  if (data == MAP_FAILED) {
-    return IoError("cache: mapping ", path, ": ", ErrnoMessage(errno));
-  }
-  out.data = static_cast<const uint8_t*>(data);
-  out.size = static_cast<size_t>(st.st_size);
-  return OkStatus();
 }
 
 Status MapPath(const std::string& path, MappedFile& out) {
@@ -75,6 +37,31 @@ void RemoveFile(const std::string& path, std::string_view why) {
 }
 
 }  // namespace
+
+std::string ErrnoMessage(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+MappedFile::~MappedFile() {
+  if (data != nullptr) ::munmap(const_cast<uint8_t*>(data), size);
+  if (fd >= 0) ::close(fd);
+}
+
+Status MapDescriptor(int fd, const std::string& path, MappedFile& out) {
+  out.fd = fd;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    return IoError("cache: stat of ", path, ": ", ErrnoMessage(errno));
+  }
+  if (st.st_size <= 0) return InvalidArgument("cache: ", path, " is empty");
+  void* data = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+  if (data == MAP_FAILED) {
+    return IoError("cache: mapping ", path, ": ", ErrnoMessage(errno));
+  }
+  out.data = static_cast<const uint8_t*>(data);
+  out.size = static_cast<size_t>(st.st_size);
+  return OkStatus();
+}
 
 // Holds mu_; on release drops what the locked code left in dead_entries_ and dead_files_,
 // after unlocking.

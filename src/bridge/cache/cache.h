@@ -285,7 +285,7 @@ class EntryWriter {
   struct State;
   explicit EntryWriter(std::shared_ptr<State> state);
   Status Fail(Status status);
-  // Fails the entry unless `size` more bytes fit and the cache is open.
+  // Fails the entry unless `size` more bytes fit and the cache is open (the writer is active).
   Status CheckRoom(int64_t size);
   std::shared_ptr<State> state_;  // shared with its queued writes
 };

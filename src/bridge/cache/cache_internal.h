@@ -64,6 +64,27 @@ Result<EntryHeader> ReadHeader(std::span<const uint8_t> file);
 
 // XXH3-64 of `bytes`.
 uint64_t Xxh3(std::span<const uint8_t> bytes);
+
+// strerror-like text of an errno value.
+std::string ErrnoMessage(int error);
+
+// A read-only mapping of a whole file, unmapped and closed on destruction unless released
+// (fd = -1, data = nullptr).
+struct MappedFile {
+  int fd = -1;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+
+  MappedFile() = default;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  std::span<const uint8_t> span() const { return {data, size}; }
+};
+
+// Maps `fd` (taken over) read-only. IoError when it cannot be stat'ed or mapped,
+// InvalidArgument when it is empty.
+Status MapDescriptor(int fd, const std::string& path, MappedFile& out);
 std::string Hex64(uint64_t value);
 // A new random entry id: 16 bytes from OpenSSL's RAND_bytes, in hex.
 Result<std::string> NewEntryId();

@@ -12,11 +12,13 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bridge/arrow/reader.h"
@@ -364,6 +366,24 @@ TEST(CacheTest, LeastRecentlyUsedEntriesAreEvictedAndPinnedOnesStayReadable) {
   EXPECT_LE(stats.bytes, options.max_bytes);
 }
 
+// Gives the messages of SmallBatch(0), SmallBatch(1), ... to `write` until it fails (at
+// most 100 batches); returns the failure (an encoding error too, should there be one) and
+// how many messages it took before.
+std::pair<Status, int> FeedUntilFailure(ipc::RecordBatchEncoder& encoder,
+                                        const std::function<Status(const EncodedMessage&)>& write) {
+  int taken = 0;
+  for (int i = 0; i < 100; ++i) {
+    Result<std::vector<EncodedMessage>> messages = encoder.Encode(SmallBatch(i));
+    if (!messages.ok()) return {messages.status(), taken};
+    for (const EncodedMessage& m : *messages) {
+      Status status = write(m);
+      if (!status.ok()) return {status, taken};
+      ++taken;
+    }
+  }
+  return {OkStatus(), taken};
+}
+
 TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
   testing::TempDir dir;
   CacheOptions options = Options(dir.path());
@@ -373,16 +393,8 @@ TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
   ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
   ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
   EXPECT_EQ(Files(dir.path()), (std::set<std::string>{"LOCK", writer->id() + ".arrow.tmp"}));
-  Status status;
-  int written = 0;
-  for (int i = 0; i < 100 && status.ok(); ++i) {
-    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
-    for (const EncodedMessage& m : messages) {
-      status = writer->Write(m);
-      if (!status.ok()) break;
-      ++written;
-    }
-  }
+  auto [status, written] =
+      FeedUntilFailure(*encoder, [&](const EncodedMessage& m) { return writer->Write(m); });
   EXPECT_STATUS(status, StatusCode::kResourceExhausted, "exceed 2000 bytes");
   EXPECT_GT(written, 3);
   EXPECT_LE(writer->bytes_written(), 2000);
@@ -466,15 +478,10 @@ TEST(CacheTest, AppendOverTheEntryLimitAbandonsTheEntry) {
   OwnedSchema schema = SmallSchema();
   ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
   ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
-  Status status;
-  for (int i = 0; i < 100 && status.ok(); ++i) {
-    ASSERT_OK_AND_ASSIGN(auto messages, encoder->Encode(SmallBatch(i)));
-    for (const EncodedMessage& m : messages) {
-      status = writer->Append(m).status();
-      if (!status.ok()) break;
-    }
-  }
+  auto [status, appended] = FeedUntilFailure(
+      *encoder, [&](const EncodedMessage& m) { return writer->Append(m).status(); });
   EXPECT_STATUS(status, StatusCode::kResourceExhausted, "exceed 2000 bytes");
+  EXPECT_GT(appended, 3);
   EXPECT_FALSE(writer->active());
   EXPECT_EQ(writer->fd(), -1);
   EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});

@@ -1,14 +1,11 @@
 // EntryWriter: tees encoded messages into a temporary IPC file and commits it atomically.
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
-#include <system_error>
 #include <vector>
 
 #include "bridge/cache/cache.h"
@@ -18,38 +15,25 @@
 namespace bridge::cache {
 namespace {
 
-std::string ErrnoMessage(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
+using internal::ErrnoMessage;
 
 // XXH3-64 of each message's bytes in the file behind `fd` (metadata and body, as the
-// message records place them; every record ends by `end`), read through a mapping of the
-// file: the bytes are in the page cache, and hashing them there copies nothing.
-Status ChecksumMessages(int fd, const std::string& path, int64_t end,
-                        std::vector<CachedMessage>& messages) {
-  if (end <= 0) return OkStatus();
-  // A file shorter than what was written to it (truncated behind our back) would fault when
-  // the mapping is read: refuse it instead.
-  struct stat info {};
-  if (::fstat(fd, &info) != 0 || info.st_size < end) {
-    return IoError("cache: ", path, " is shorter than the ", end, " bytes written to it");
-  }
-  void* data = ::mmap(nullptr, static_cast<size_t>(end), PROT_READ, MAP_SHARED, fd, 0);
-  if (data == MAP_FAILED) {
-    return IoError("cache: mapping ", path, " for its checksums: ", ErrnoMessage(errno));
-  }
-  ::madvise(data, static_cast<size_t>(end), MADV_SEQUENTIAL);
-  const auto* bytes = static_cast<const uint8_t*>(data);
-  Status status;
+// message records place them), read through a mapping of the file: the bytes are in the
+// page cache, and hashing them there copies nothing. Sets their checksums.
+Status ChecksumMessages(int fd, const std::string& path, std::vector<CachedMessage>& messages) {
+  internal::MappedFile file;
+  BRIDGE_RETURN_NOT_OK(internal::MapDescriptor(::fcntl(fd, F_DUPFD_CLOEXEC, 0), path, file));
   for (CachedMessage& m : messages) {
-    if (m.offset < 0 || m.total_length() < 0 || m.offset + m.total_length() > end) {
-      status = Internal("cache: a message record of ", path, " lies past its end (", end, ")");
-      break;
+    // A file shorter than what was written to it (truncated behind our back) is refused
+    // here, not read past its end.
+    if (m.offset < 0 || m.total_length() < 0 ||
+        m.offset + m.total_length() > static_cast<int64_t>(file.size)) {
+      return IoError("cache: ", path, " ends at ", file.size, ", before its message records");
     }
-    m.checksum = internal::Xxh3({bytes + m.offset, static_cast<size_t>(m.total_length())});
+    m.checksum = internal::Xxh3(
+        file.span().subspan(static_cast<size_t>(m.offset), static_cast<size_t>(m.total_length())));
   }
-  ::munmap(data, static_cast<size_t>(end));
-  return status;
+  return OkStatus();
 }
 
 // fsync of a folder, so that a rename in it is durable.
@@ -134,7 +118,19 @@ struct EntryWriter::State {
     if (fd >= 0) ::close(fd);
   }
 
-  // Runs on the queue's thread: appends `message` (its checksum is taken at Commit).
+  // Appends `message` to the file and records where it is (its checksum is taken at
+  // Commit); returns its offset. The caller owns the file: the queue's thread, or the
+  // caller of Append once nothing is queued.
+  Result<int64_t> AppendToFile(const ipc::EncodedMessage& message) {
+    const int64_t offset = writer->bytes_written();
+    BRIDGE_RETURN_NOT_OK(writer->WriteEncodedMessage(message));
+    header.messages.push_back(
+        CachedMessage{message.type, offset, static_cast<int64_t>(message.metadata.size()),
+                      static_cast<int64_t>(message.flatbuffer_size), message.body_length, 0});
+    return offset;
+  }
+
+  // Runs on the queue's thread: appends `message`.
   void WriteQueued(const ipc::EncodedMessage& message) {
     Status status;
     bool skip;
@@ -142,15 +138,7 @@ struct EntryWriter::State {
       std::lock_guard lock(mu);
       skip = !error.ok();
     }
-    if (!skip) {
-      const int64_t offset = writer->bytes_written();
-      status = writer->WriteEncodedMessage(message);
-      if (status.ok()) {
-        header.messages.push_back(
-            CachedMessage{message.type, offset, static_cast<int64_t>(message.metadata.size()),
-                          static_cast<int64_t>(message.flatbuffer_size), message.body_length, 0});
-      }
-    }
+    if (!skip) status = AppendToFile(message).status();
     std::lock_guard lock(mu);
     if (!status.ok() && error.ok()) error = WithContext(status, StrCat("cache: entry ", header.id));
     --pending;
@@ -212,7 +200,6 @@ Status EntryWriter::Fail(Status status) {
 
 Status EntryWriter::CheckRoom(int64_t size) {
   State& s = *state_;
-  if (!s.active) return FailedPrecondition("cache: entry ", s.header.id, " is no longer written");
   // The end-of-stream marker (8 bytes) must fit too; the footer is checked at Commit.
   if (s.accepted_bytes + size + 8 > s.limit) {
     return Fail(
@@ -232,15 +219,10 @@ Result<ipc::ByteRange> EntryWriter::Append(const ipc::EncodedMessage& message) {
   BRIDGE_RETURN_NOT_OK(CheckRoom(size));
   if (Status queued = s.Drain(); !queued.ok()) return Fail(std::move(queued));
   // Nothing is queued: the caller's thread owns the file now.
-  const int64_t offset = s.writer->bytes_written();
-  if (Status written = s.writer->WriteEncodedMessage(message); !written.ok()) {
-    return Fail(WithContext(written, StrCat("cache: entry ", s.header.id)));
-  }
-  s.header.messages.push_back(
-      CachedMessage{message.type, offset, static_cast<int64_t>(message.metadata.size()),
-                    static_cast<int64_t>(message.flatbuffer_size), message.body_length, 0});
+  Result<int64_t> offset = s.AppendToFile(message);
+  if (!offset.ok()) return Fail(WithContext(offset.status(), StrCat("cache: entry ", s.header.id)));
   s.accepted_bytes += size;
-  return ipc::ByteRange{offset, size};
+  return ipc::ByteRange{*offset, size};
 }
 
 Status EntryWriter::Write(const ipc::EncodedMessage& message) {
@@ -286,11 +268,10 @@ Result<std::shared_ptr<const Entry>> EntryWriter::Commit() {
   // The checksums are taken from the file now, not while the result streamed: Commit runs
   // after the response, and hashing beside it slowed the first client by ~0.15 s per GB on
   // a machine whose cores the query, the encoder and the client already use.
-  const int64_t end_of_messages = s.writer->bytes_written();
-  if (Status summed = ChecksumMessages(s.fd, s.temp_path, end_of_messages, s.header.messages);
-      !summed.ok()) {
+  if (Status summed = ChecksumMessages(s.fd, s.temp_path, s.header.messages); !summed.ok()) {
     return Fail(std::move(summed));
   }
+  const int64_t end_of_messages = s.writer->bytes_written();
   // The stream section: after the 8-byte magic, through the end-of-stream marker (8 bytes).
   s.header.stream = ipc::ByteRange{8, end_of_messages - 8 + 8};
   s.header.created_ms = cache->NowMs();
