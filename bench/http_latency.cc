@@ -398,15 +398,12 @@ int main(int argc, char** argv) {
   curl_easy_cleanup(curl);
   curl_global_cleanup();
   // Paired differences (same repetition, back to back) cancel most of the machine's noise.
-  for (auto& s : http) {
-    std::vector<double> diff;
-    for (size_t i = 0; i < s.us.size(); ++i) diff.push_back(s.us[i] - in_process.us[i]);
-    s.paired_overhead_p50_us = Median(std::move(diff));
-  }
-  for (size_t k = 0; k < raw.size(); ++k) {
-    std::vector<double> diff;
-    for (size_t i = 0; i < raw[k].us.size(); ++i) diff.push_back(raw[k].us[i] - in_process.us[i]);
-    raw[k].paired_overhead_p50_us = Median(std::move(diff));
+  for (std::vector<Stats>* client : {&http, &raw}) {
+    for (auto& s : *client) {
+      std::vector<double> diff;
+      for (size_t i = 0; i < s.us.size(); ++i) diff.push_back(s.us[i] - in_process.us[i]);
+      s.paired_overhead_p50_us = Median(std::move(diff));
+    }
   }
   Print(in_process);
   for (auto& s : http) Print(s);

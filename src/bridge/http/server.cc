@@ -1136,12 +1136,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     const int64_t step_copied = job->step_copied;
     // Messages [from_file, end) go out from the entry's file (write-through), the rest from
     // memory.
-    const size_t from_file = job->file_part.length > 0 ? job->file_from : job->sending.size();
+    const bool file_part = job->file_part.length > 0;
+    const size_t from_file = file_part ? job->file_from : job->sending.size();
     job->file_offset = static_cast<uint64_t>(job->file_part.offset);
     job->file_size = static_cast<uint64_t>(job->file_part.offset + job->file_part.length);
     job->file_part = {};
     const bool chunked = !http10_;
+    // What is written first; with a file part, what follows it goes to job->after_file.
     std::vector<asio::const_buffer> buffers;
+    std::vector<asio::const_buffer>* out = &buffers;
+    job->after_file.clear();
     uint64_t payload = 0;
     for (const auto& m : job->sending) payload += static_cast<uint64_t>(m.total_size());
     // The encoder may already be released with the query: ask the format.
@@ -1181,20 +1185,18 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
           if (segment.size > 0) buffers.push_back(asio::buffer(segment.data, segment.size));
         }
       }
-      if (from_file < job->sending.size()) {
-        buffers.swap(job->after_file);  // what comes before the file's bytes
-        buffers.clear();
-      }
-      if (end_of_stream) buffers.push_back(asio::buffer(kEndOfStream));
-      if (!job->sending_text.empty()) buffers.push_back(asio::buffer(job->sending_text));
-      if (chunked) buffers.push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
+      // The file's bytes (messages [from_file, end)) go between `buffers` and the rest.
+      if (file_part) out = &job->after_file;
+      if (end_of_stream) out->push_back(asio::buffer(kEndOfStream));
+      if (!job->sending_text.empty()) out->push_back(asio::buffer(job->sending_text));
+      if (chunked) out->push_back(asio::buffer(kCrlf.data(), kCrlf.size()));
     }
     if (job->sending_done && chunked) {
       // The time DuckDB took, in milliseconds (W3C Server-Timing), after the last chunk.
       job->last_chunk =
           fmt::format("0\r\nServer-Timing: engine;dur={:.3f}\r\n\r\n",
                       std::chrono::duration<double, std::milli>(job->engine_time).count());
-      buffers.push_back(asio::buffer(job->last_chunk));
+      out->push_back(asio::buffer(job->last_chunk));
     }
 
     job->bytes_sent += payload;
@@ -1202,9 +1204,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
     Lowest().expires_after(core_.options.idle_timeout);
     job->writing = true;
-    if (from_file < job->sending.size()) {
+    if (file_part) {
       // Memory, then the file's range, then memory again (end of chunk, last chunk).
-      buffers.swap(job->after_file);
       asio::async_write(stream_, buffers,
                         [self = this->shared_from_this(), job](beast::error_code ec, size_t) {
                           if (ec) return self->OnWritten(job, ec);
