@@ -17,14 +17,15 @@ One `bridge serve` with a result cache, one run, everything side by side:
 3. The first response's cost of writing the entry: the same query with cache=refresh (runs
    and tees into a new entry: written through the entry's file and sent from it; checksums, fsync and
    rename after the response) against cache=off, --pairs interleaved pairs read by a raw
-   socket reader, medians (this machine's run-to-run noise is ~10%), and the server's CPU
-   seconds per response.
+   socket reader, medians with a bootstrap 95% interval of the median pair ratio (this
+   machine's run-to-run noise is ~10%), and the server's CPU seconds per response.
 4. Latency of a small cached result over HTTP (keep-alive, one connection), p50 and p99 over
    --reps requests, beside the same query with cache=off.
 """
 import argparse
 import http.client
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -143,6 +144,13 @@ def raw_get(url):
     return seconds, total - len(head_text) - 4, headers
 
 
+def median_interval(values, rounds=2000):
+    """A 95% bootstrap interval of the median of `values` (resampled with a fixed seed)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(rounds))
+    return medians[int(rounds * 0.025)], medians[int(rounds * 0.975) - 1]
+
+
 def latencies(base, sql, reps, cache):
     u = urllib.parse.urlsplit(base)
     conn = http.client.HTTPConnection(u.hostname, u.port)
@@ -254,6 +262,8 @@ def main():
     def share(g):
         return f"{100 * g / args.loopback_gbps:.0f}%" if args.loopback_gbps > 0 else "-"
 
+    pair_ratios = [r / o for r, o in zip(tee["refresh"], tee["off"])]
+    ratio_low, ratio_high = median_interval(pair_ratios)
     mb = size / 1e6
     print(f"### Result cache: a {mb:.0f} MB result (`{BIG_SQL}`)")
     print()
@@ -274,7 +284,8 @@ def main():
     print()
     print(f"First response with the tee / without (medians of {args.pairs} interleaved pairs): "
           f"**{refresh_med / off_med:.3f}x** (median of the pairs' ratios: "
-          f"{statistics.median(r / o for r, o in zip(tee['refresh'], tee['off'])):.3f}x; "
+          f"{statistics.median(pair_ratios):.3f}x, 95% bootstrap interval "
+          f"{ratio_low:.3f}-{ratio_high:.3f}x; "
           f"fastest of each: {min(tee['refresh']) / min(tee['off']):.3f}x). "
           f"Server CPU per response, medians: {statistics.median(tee_cpu['off']):.2f} s without, "
           f"{statistics.median(tee_cpu['refresh']):.2f} s with the tee (written through: each step goes "
