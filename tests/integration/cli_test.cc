@@ -3,7 +3,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 
 #include "bridge/common/testing.h"
 
@@ -13,6 +12,7 @@ namespace {
 using ::bridge::testing::BridgeBinary;
 using ::bridge::testing::ChildProcess;
 using ::bridge::testing::CommandResult;
+using ::bridge::testing::ReadFile;
 using ::bridge::testing::RunCommand;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
@@ -194,19 +194,13 @@ TEST(CliTest, GenDemoIsDeterministicAndQueryable) {
   EXPECT_THAT(again.err, HasSubstr("already exists"));
 }
 
-// Returns the bytes of the file at `path`.
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 TEST(CliTest, BridgeRunsLocalCommandsItselfAndHandsTheRestToBridgeServer) {
   std::filesystem::path bridge = BridgeBinary();
   std::filesystem::path server = bridge.parent_path() / "bridge-server";
   // `bridge` loads neither OpenSSL nor gRPC (its start-up is measured against DuckDB alone);
   // bridge-server does (TLS, Flight).
-  std::string lite = ReadAll(bridge);
-  std::string full = ReadAll(server);
+  std::string lite = ReadFile(bridge);
+  std::string full = ReadFile(server);
   ASSERT_FALSE(lite.empty());
   EXPECT_EQ(lite.find("libssl.so"), std::string::npos);
   EXPECT_EQ(lite.find("grpc_init"), std::string::npos);

@@ -15,9 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -39,6 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 using ::bridge::testing::CommandResult;
+using ::bridge::testing::ReadFile;
 using ::bridge::testing::RunCommand;
 using ::bridge::testing::TempDir;
 
@@ -77,13 +76,6 @@ Json ReadWithApacheArrow(const std::string& node, const fs::path& file) {
   Json doc = Json::parse(r.out, nullptr, false);
   EXPECT_FALSE(doc.is_discarded()) << "read_arrow.mjs printed no JSON:\n" << r.out.substr(0, 500);
   return doc.is_discarded() ? Json(nullptr) : doc;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return std::move(bytes).str();
 }
 
 void WriteBytes(const fs::path& path, const std::string& bytes) { testing::WriteFile(path, bytes); }

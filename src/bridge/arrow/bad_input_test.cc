@@ -4,8 +4,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -14,6 +12,8 @@
 
 namespace bridge::ipc {
 namespace {
+
+using ::bridge::testing::ReadFile;
 
 std::filesystem::path BadInputDir() {
   const char* shared = std::getenv("BRIDGE_SHARED_DIR");
@@ -29,11 +29,6 @@ std::vector<std::filesystem::path> BadInputs() {
   }
   std::sort(files.begin(), files.end());
   return files;
-}
-
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // Limits low enough that a hostile allocation would show, high enough for the inputs.
@@ -122,7 +117,7 @@ TEST(BadInputTest, EveryFileEndsCleanlyInEveryFormat) {
   int errors = 0;
   for (const auto& path : BadInputs()) {
     SCOPED_TRACE(path.filename().string());
-    const std::string bytes = ReadAll(path);
+    const std::string bytes = ReadFile(path);
     const bool is_file = path.filename().string().starts_with("file-");
     const Status as_stream = ReadAsStream(bytes);
     const Status from_source = ReadFromSource(bytes);

@@ -4,9 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +18,7 @@
 namespace bridge::ipc {
 namespace {
 
+using ::bridge::testing::ReadFile;
 using flatbuffers::FlatBufferBuilder;
 using flatbuffers::Offset;
 using KeyValues = std::vector<std::pair<std::string, std::string>>;
@@ -286,11 +285,6 @@ std::filesystem::path Golden(const std::string& relative) {
   return SharedDir() / "arrow-testing" / "integration" / relative;
 }
 
-std::string ReadAll(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 struct StreamResult {
   Status status;  // of opening or of the first failing Next()
   std::vector<OwnedArray> batches;
@@ -402,15 +396,15 @@ TEST(ReaderGoldenTest, EveryStreamAndFileDecodes) {
   ASSERT_GE(streams.size(), 27u);
   for (const auto& path : streams) {
     SCOPED_TRACE(path.string());
-    StreamResult stream = ReadStream(ReadAll(path));
+    StreamResult stream = ReadStream(ReadFile(path));
     ASSERT_OK(stream.status);
-    StreamResult from_source = ReadFromSource(ReadAll(path), 1000);
+    StreamResult from_source = ReadFromSource(ReadFile(path), 1000);
     ASSERT_OK(from_source.status);
     EXPECT_EQ(from_source.batches.size(), stream.batches.size());
 
     std::filesystem::path file_path = path;
     file_path.replace_extension(".arrow_file");
-    const std::string file_bytes = ReadAll(file_path);
+    const std::string file_bytes = ReadFile(file_path);
     ASSERT_OK_AND_ASSIGN(auto file, FileReader::Open(Buffer::FromString(file_bytes)));
     ASSERT_EQ(file->num_batches(), static_cast<int64_t>(stream.batches.size()));
     for (int64_t i = file->num_batches() - 1; i >= 0; --i) {
@@ -429,7 +423,7 @@ TEST(ReaderGoldenTest, EveryStreamAndFileDecodes) {
 }
 
 TEST(ReaderGoldenTest, PrimitiveValues) {
-  StreamResult r = ReadStream(ReadAll(Golden("1.0.0-littleendian/generated_primitive.stream")));
+  StreamResult r = ReadStream(ReadFile(Golden("1.0.0-littleendian/generated_primitive.stream")));
   ASSERT_OK(r.status);
   ASSERT_EQ(r.batches.size(), 2u);
   const ArrowSchema& schema = r.reader->schema();
@@ -482,7 +476,7 @@ TEST(ReaderGoldenTest, PrimitiveValues) {
 }
 
 TEST(ReaderGoldenTest, DictionaryValues) {
-  StreamResult r = ReadStream(ReadAll(Golden("1.0.0-littleendian/generated_dictionary.stream")));
+  StreamResult r = ReadStream(ReadFile(Golden("1.0.0-littleendian/generated_dictionary.stream")));
   ASSERT_OK(r.status);
   const ArrowSchema& dict0 = *r.reader->schema().children[0];
   EXPECT_STREQ(dict0.format, "c");
@@ -501,7 +495,7 @@ TEST(ReaderGoldenTest, DictionaryValues) {
 }
 
 TEST(ReaderGoldenTest, SharedDictionary) {
-  StreamResult r = ReadStream(ReadAll(Golden("4.0.0-shareddict/generated_shared_dict.stream")));
+  StreamResult r = ReadStream(ReadFile(Golden("4.0.0-shareddict/generated_shared_dict.stream")));
   ASSERT_OK(r.status);
   ASSERT_EQ(r.batches.size(), 1u);
   const ArrowArray& col1 = *r.batches[0]->children[0];
@@ -514,7 +508,7 @@ TEST(ReaderGoldenTest, SharedDictionary) {
 
 TEST(ReaderGoldenTest, CustomMetadata) {
   StreamResult r =
-      ReadStream(ReadAll(Golden("1.0.0-littleendian/generated_custom_metadata.stream")));
+      ReadStream(ReadFile(Golden("1.0.0-littleendian/generated_custom_metadata.stream")));
   ASSERT_OK(r.status);
   const ArrowSchema& schema = r.reader->schema();
   EXPECT_EQ(ParseMetadata(schema.metadata),
@@ -532,7 +526,7 @@ TEST(ReaderGoldenTest, CompressedBodies) {
   for (const char* name :
        {"2.0.0-compression/generated_lz4.stream", "2.0.0-compression/generated_zstd.stream"}) {
     SCOPED_TRACE(name);
-    StreamResult r = ReadStream(ReadAll(Golden(name)));
+    StreamResult r = ReadStream(ReadFile(Golden(name)));
     ASSERT_OK(r.status);
     ASSERT_FALSE(r.batches.empty());
     const ArrowArray& ints = *r.batches[0]->children[0];
@@ -551,7 +545,7 @@ TEST(ReaderGoldenTest, CompressedBodies) {
 
 TEST(ReaderTest, FixedWidthBuffersAreViewsThatKeepTheInputAlive) {
   auto bytes = std::make_shared<std::string>(
-      ReadAll(Golden("1.0.0-littleendian/generated_primitive.stream")));
+      ReadFile(Golden("1.0.0-littleendian/generated_primitive.stream")));
   std::weak_ptr<std::string> watch = bytes;
   const auto* begin = reinterpret_cast<const uint8_t*>(bytes->data());
   const auto* end = begin + bytes->size();

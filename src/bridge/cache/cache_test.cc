@@ -11,7 +11,6 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -30,6 +29,7 @@
 namespace bridge::cache {
 namespace {
 
+using ::bridge::testing::ReadFile;
 using ipc::Buffer;
 using ipc::EncodedMessage;
 using ipc::MessageType;
@@ -164,11 +164,6 @@ std::set<std::string> Files(const std::filesystem::path& dir) {
 }
 
 std::string EntryFile(const std::string& id) { return id + ".arrow"; }
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // Overwrites one byte of a file in place (a mapping of it sees the change).
 void FlipByte(const std::filesystem::path& path, int64_t offset) {

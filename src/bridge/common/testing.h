@@ -57,6 +57,9 @@ class TempDir {
 // Writes `contents` to `path`, creating parent folders.
 void WriteFile(const std::filesystem::path& path, std::string_view contents);
 
+// The bytes of the file at `path`; empty if it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
+
 // Flips the bits of one byte of `path` at `numerator / denominator` of its size (e.g. 1/2 =
 // the middle), in place, as a failing disk would; returns that offset.
 int64_t FlipByteAt(const std::filesystem::path& path, int64_t numerator, int64_t denominator);

@@ -34,6 +34,7 @@ namespace {
 
 using ::bridge::testing::ConnectLoopback;
 using ::bridge::testing::EndsWithServerTimingTrailer;
+using ::bridge::testing::ReadFile;
 using ::bridge::testing::TempDir;
 using ::bridge::testing::WriteFile;
 using ::testing::HasSubstr;
@@ -1283,11 +1284,6 @@ TEST(HttpCacheTest, ACorruptEntryIsNeverServed) {
 
 // ---- /results/{id} and /files/{path}: whole files with sendfile, ranges, ETags ----
 
-std::string ReadWholeFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // Sends one raw request line (curl would normalize the path) and returns the status code.
 int RawStatus(int port, const std::string& target) {
   int fd = ::bridge::testing::ConnectLoopback(port);
@@ -1377,7 +1373,7 @@ TEST(HttpFilesTest, ServesDataFilesWithRangesAndRefusesPathsOutOfTheFolder) {
   std::filesystem::create_symlink(t->dir.path(), data / "up");
   std::filesystem::create_directories(data / "sub dir");
   WriteFile(data / "sub dir" / "a b.csv", "x\n1\n");
-  std::string parquet = ReadWholeFile(data / "numbers.parquet");
+  std::string parquet = ReadFile(data / "numbers.parquet");
 
   Client c;
   Response whole = c.Get(t->Url("/files/numbers.parquet"));
