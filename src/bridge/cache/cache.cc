@@ -310,9 +310,11 @@ bool CacheState::Remove(std::string_view id) {
   return true;
 }
 
-void CacheState::Clear() {
+int64_t CacheState::Clear() {
   Locked lock(*this);
-  while (!lru_.empty()) EvictLocked(std::string(lru_.back()), "cleared");
+  int64_t removed = 0;
+  for (; !lru_.empty(); ++removed) EvictLocked(std::string(lru_.back()), "cleared");
+  return removed;
 }
 
 CacheStats CacheState::stats() const {
@@ -410,7 +412,7 @@ std::shared_ptr<const Entry> Cache::Lookup(const CacheKey& key) { return state_-
 std::shared_ptr<const Entry> Cache::FindById(std::string_view id) { return state_->FindById(id); }
 int64_t Cache::Invalidate(std::string_view table) { return state_->Invalidate(table); }
 bool Cache::Remove(std::string_view id) { return state_->Remove(id); }
-void Cache::Clear() { state_->Clear(); }
+int64_t Cache::Clear() { return state_->Clear(); }
 CacheStats Cache::stats() const { return state_->stats(); }
 const CacheOptions& Cache::options() const { return state_->options(); }
 

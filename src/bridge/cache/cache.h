@@ -216,8 +216,8 @@ class Cache {
   int64_t Invalidate(std::string_view table);
   // Deletes the entry with this id; returns whether there was one.
   bool Remove(std::string_view id);
-  // Deletes every entry.
-  void Clear();
+  // Deletes every entry (not one being written); returns how many.
+  int64_t Clear();
 
   CacheStats stats() const;
   const CacheOptions& options() const;

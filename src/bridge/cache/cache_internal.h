@@ -147,7 +147,7 @@ class CacheState : public std::enable_shared_from_this<CacheState> {
   std::shared_ptr<const Entry> FindById(std::string_view id);
   int64_t Invalidate(std::string_view table);
   bool Remove(std::string_view id);
-  void Clear();
+  int64_t Clear();
   CacheStats stats() const;
 
   // Reserves `key_digest` for a writer; false if one is writing it already.

@@ -2,7 +2,9 @@
 // CancelFlightInfo and `stats` use.
 #include <nlohmann/json.hpp>
 
+#include "bridge/cache/cache.h"
 #include "bridge/flight/server_internal.h"
+#include "spdlog/spdlog.h"
 
 namespace bridge::flight {
 
@@ -93,6 +95,10 @@ constexpr ActionInfo kActions[] = {
     {"stats",
      "Body: empty. Result: JSON of the server's FlightStats counters, plan counters and the "
      "running queries (the SQL only of the caller's own queries, or all with admin)."},
+    {"cache-clear",
+     "Deletes every entry of the result cache (readers that have one open finish with it). "
+     "Body: empty. Result: JSON {\"removed\": entries deleted}. Needs the admin permission when "
+     "authentication is on; FAILED_PRECONDITION when the server has no result cache."},
 };
 
 int64_t UnixSeconds(Clock::time_point t) {
@@ -214,6 +220,20 @@ Result<std::string> Renew(ServerState& state, const std::string& body) {
   return renewed.SerializeAsString();
 }
 
+Result<std::string> ClearCache(ServerState& state, const auth::Principal& principal) {
+  const auth::Authenticator* authenticator = state.services.auth;
+  if (authenticator != nullptr && authenticator->enabled() && !principal.Has(auth::kAdmin)) {
+    return PermissionDenied("flight: user '", principal.user,
+                            "' lacks the admin permission that cache-clear needs");
+  }
+  if (state.services.cache == nullptr) {
+    return FailedPrecondition("flight: the result cache is off on this server");
+  }
+  const int64_t removed = state.services.cache->Clear();
+  spdlog::info("flight: {} cached results deleted on request of '{}'", removed, principal.user);
+  return Json{{"removed", removed}}.dump();
+}
+
 std::string Health(ServerState& state) {
   std::vector<catalog::TableInfo> tables = state.services.catalog->Tables();
   int64_t broken = 0;
@@ -269,6 +289,7 @@ Result<std::optional<std::string>> RunAction(ServerState& state, grpc::CallbackS
   if (type == "RenewFlightEndpoint") return Renew(state, action.body());
   if (type == "health") return Health(state);
   if (type == "stats") return Stats(state, principal);
+  if (type == "cache-clear") return ClearCache(state, principal);
   return Unimplemented("flight: unknown action '", type, "'; see ListActions");
 }
 

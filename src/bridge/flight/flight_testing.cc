@@ -55,7 +55,8 @@ std::unique_ptr<TestServer> StartServer(
               StrCat("[users.alice]\npassword = \"", *hash,
                      "\"\npermissions = [\"read\"]\n[users.bob]\npassword = \"", *hash,
                      "\"\npermissions = []\n[users.carol]\npassword = \"", *hash,
-                     "\"\npermissions = [\"read\", \"ingest\"]\n"));
+                     "\"\npermissions = [\"read\", \"ingest\"]\n[users.dave]\npassword = \"", *hash,
+                     "\"\npermissions = [\"read\", \"admin\"]\n"));
     ao.users_file = t->dir.path() / "users.toml";
     ao.token_secret = std::string(32, 's');
   }

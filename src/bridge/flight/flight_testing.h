@@ -45,9 +45,10 @@ struct TestServer {
 // Starts a server over a data folder with numbers.parquet (kRows rows: id BIGINT, label
 // VARCHAR) and letters.csv (letter, n: a,1 / b,2); the catalog does not watch (call
 // catalog->Refresh()). With `with_users`: alice (read), bob (no permissions), carol (read,
-// ingest), all with password "secret". `configure` may change the server options before the
-// start; `make_commands` may make the server's CommandHandler (e.g. Flight SQL) over the test's
-// database and catalog. Returns null (after a failed EXPECT) when something cannot start.
+// ingest), dave (read, admin), all with password "secret". `configure` may change the server
+// options before the start; `make_commands` may make the server's CommandHandler (e.g. Flight SQL)
+// over the test's database and catalog. Returns null (after a failed EXPECT) when something cannot
+// start.
 std::unique_ptr<TestServer> StartServer(
     bool with_users = false, std::chrono::milliseconds keepalive = std::chrono::seconds(5),
     const std::function<void(FlightServerOptions&)>& configure = {},

@@ -600,8 +600,9 @@ TEST(ActionsTest, ListActionsDescribesEveryAction) {
     EXPECT_FALSE(type.description().empty()) << type.type();
   }
   ASSERT_TRUE(reader->Finish().ok());
-  EXPECT_EQ(types, (std::vector<std::string>{"refresh", "cancel", "CancelFlightInfo",
-                                             "RenewFlightEndpoint", "health", "stats"}));
+  EXPECT_EQ(types,
+            (std::vector<std::string>{"refresh", "cancel", "CancelFlightInfo",
+                                      "RenewFlightEndpoint", "health", "stats", "cache-clear"}));
 }
 
 TEST(ActionsTest, HealthStatsAndUnknownActions) {
@@ -658,6 +659,53 @@ TEST(ActionsTest, RefreshReportsChangesAndNeedsIngestOrAdmin) {
   while (reader->Read(&type)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST(ActionsTest, CacheClearDeletesEveryCachedResultAndNeedsAdmin) {
+  auto t = StartServer(false, std::chrono::seconds(5), {}, {}, /*with_cache=*/true);
+  ASSERT_NE(t, nullptr);
+  auto get = [&] {
+    protocol::FlightInfo info;
+    EXPECT_TRUE(GetInfo(*t, Sql("SELECT id FROM numbers WHERE id < 10"), &info).ok());
+    EXPECT_TRUE(RawDoGet(*t, testing::TicketOf(info)).status.ok());
+  };
+  auto wait_for_entries = [&](int64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (t->cache->stats().entries != n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+  };
+  get();
+  ASSERT_TRUE(wait_for_entries(1));
+  get();
+  EXPECT_EQ(t->server->stats().results_from_cache, 1);
+
+  ActionResult cleared = DoAction(*t, "cache-clear");
+  ASSERT_TRUE(cleared.status.ok()) << cleared.status.error_message();
+  EXPECT_EQ(Json::parse(cleared.body)["removed"], 1);
+  EXPECT_EQ(t->cache->stats().entries, 0);
+  get();  // runs the query again, and caches it again
+  EXPECT_EQ(t->server->stats().results_from_cache, 1);
+  ASSERT_TRUE(wait_for_entries(1));
+  EXPECT_EQ(Json::parse(DoAction(*t, "cache-clear").body)["removed"], 1);
+  EXPECT_EQ(Json::parse(DoAction(*t, "cache-clear").body)["removed"], 0);
+
+  auto no_cache = StartServer();
+  ASSERT_NE(no_cache, nullptr);
+  EXPECT_EQ(DoAction(*no_cache, "cache-clear").status.error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  auto secured = StartServer(/*with_users=*/true, std::chrono::seconds(5), {}, {}, true);
+  ASSERT_NE(secured, nullptr);
+  EXPECT_EQ(DoAction(*secured, "cache-clear").status.error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(DoAction(*secured, "cache-clear", "", Login(*secured, "carol")).status.error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ActionResult by_admin = DoAction(*secured, "cache-clear", "", Login(*secured, "dave"));
+  ASSERT_TRUE(by_admin.status.ok()) << by_admin.status.error_message();
+  EXPECT_EQ(Json::parse(by_admin.body)["removed"], 0);
 }
 
 // Starts a DoGet of a slow query in a thread; Wait() returns its status.

@@ -1364,6 +1364,77 @@ TEST(HttpCacheTest, ResultsByIdAreTheWholeArrowFileWithRangesAndETags) {
   EXPECT_FALSE(std::filesystem::exists(path2));
 }
 
+TEST(HttpCacheTest, DeleteRemovesOneCachedResultOrAllOfThemAndNeedsAdmin) {
+  ServerSetup setup;
+  setup.with_cache = true;
+  setup.auth.token_secret = std::string(32, 's');
+  setup.before_start = [](const std::filesystem::path& dir, auth::AuthOptions& options) {
+    auto hash = auth::HashPassword("secret");
+    ASSERT_TRUE(hash.ok());
+    WriteFile(dir / "users.toml",
+              StrCat("[users.alice]\npassword = \"", *hash,
+                     "\"\npermissions = [\"read\"]\n[users.root]\npassword = \"", *hash,
+                     "\"\npermissions = [\"read\", \"admin\"]\n"));
+    options.users_file = dir / "users.toml";
+  };
+  auto t = StartServer(setup);
+  ASSERT_NE(t, nullptr);
+  const auto tomorrow = std::chrono::system_clock::now() + std::chrono::hours(24);
+  auth::Principal alice{"alice", auth::kRead, {}};
+  auth::Principal root{"root", auth::kRead | auth::kAdmin, {}};
+  const std::string reader = "Authorization: Bearer " + t->auth->IssueToken(alice, tomorrow);
+  const std::string admin = "Authorization: Bearer " + t->auth->IssueToken(root, tomorrow);
+  t->auth_header = {admin};
+  Client c;
+  const std::string small = t->QueryUrl("SELECT id FROM numbers WHERE id < 100", "&format=arrow");
+  const std::string big = t->QueryUrl("SELECT id FROM numbers WHERE id < 200", "&format=arrow");
+  Response first = c.Get(small, {reader});
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(c.Get(big, {reader}).status, 200);
+  ASSERT_TRUE(t->WaitForCommits(2));
+  const std::string id = first.Header("x-bridge-result-id");
+  ASSERT_EQ(c.Get(small, {reader}).Header("x-bridge-cache"), "hit");
+
+  // Reading does not allow deleting; no token at all is refused before that.
+  EXPECT_EQ(c.Do("DELETE", t->Url("/results/" + id), "", {reader}).status, 403);
+  EXPECT_EQ(c.Do("DELETE", t->Url("/results")).status, 401);
+  EXPECT_EQ(c.Get(t->Url("/results/" + id), {reader}).status, 200);
+  Response get_all = c.Get(t->Url("/results"), {reader});
+  EXPECT_EQ(get_all.status, 405);
+  EXPECT_EQ(get_all.Header("allow"), "DELETE, OPTIONS");
+
+  // One entry: gone from /results/{id} and from the cache (the query runs again).
+  Response removed = c.Do("DELETE", t->Url("/results/" + id), "", {admin});
+  EXPECT_EQ(removed.status, 204) << removed.body;
+  EXPECT_TRUE(removed.body.empty());
+  EXPECT_EQ(t->cache->stats().entries, 1);
+  EXPECT_EQ(c.Get(t->Url("/results/" + id), {reader}).status, 404);
+  EXPECT_EQ(c.Do("DELETE", t->Url("/results/" + id), "", {admin}).status, 404);
+  Response again = c.Get(small, {reader});
+  EXPECT_EQ(again.Header("x-bridge-cache"), "miss");
+  EXPECT_TRUE(again.body == first.body);
+  ASSERT_TRUE(t->WaitForCommits(3));
+
+  // All of them.
+  Response cleared = c.Do("DELETE", t->Url("/results"), "", {admin});
+  ASSERT_EQ(cleared.status, 200) << cleared.body;
+  EXPECT_EQ(Json::parse(cleared.body)["removed"], 2);
+  EXPECT_EQ(t->cache->stats().entries, 0);
+  // The cache's own counters are in /metrics (HTTP and Flight lookups alike).
+  EXPECT_EQ(t->Metric("bridge_cache_entries"), 0);
+  EXPECT_EQ(t->Metric("bridge_cache_evictions_total"), 3);
+  EXPECT_EQ(t->Metric("bridge_cache_writes_total{result=\"committed\"}"), 3);
+  EXPECT_EQ(t->Metric("bridge_cache_lookups_total{result=\"hit\"}"), 1);
+  EXPECT_EQ(t->Metric("bridge_cache_lookups_total{result=\"miss\"}"), 3);
+  EXPECT_EQ(t->Metric("bridge_cache_capacity_bytes"), t->cache->options().max_bytes);
+  EXPECT_EQ(c.Get(big, {reader}).Header("x-bridge-cache"), "miss");
+  ASSERT_TRUE(t->WaitForCommits(4));
+  EXPECT_EQ(t->Metric("bridge_cache_entries"), 1);
+  EXPECT_EQ(t->Metric("bridge_cache_bytes"), t->cache->stats().bytes);
+  EXPECT_GT(t->cache->stats().bytes, 0);
+  EXPECT_EQ(Json::parse(c.Do("DELETE", t->Url("/results"), "", {admin}).body)["removed"], 1);
+}
+
 TEST(HttpFilesTest, ServesDataFilesWithRangesAndRefusesPathsOutOfTheFolder) {
   auto t = StartServer();
   ASSERT_NE(t, nullptr);

@@ -1,6 +1,11 @@
 #include "bridge/http/metrics.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
+
+#include <utility>
+#include <vector>
 
 namespace bridge::http {
 namespace {
@@ -90,8 +95,68 @@ void HttpMetrics::CacheLookup(std::string_view result) {
 prometheus::Gauge& HttpMetrics::active_queries() { return active_queries_; }
 prometheus::Gauge& HttpMetrics::queued_queries() { return queued_queries_; }
 
-std::string SerializeMetrics(const prometheus::Registry& registry) {
-  return prometheus::TextSerializer().Serialize(registry.Collect());
+namespace {
+
+prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type) {
+  return prometheus::MetricFamily{std::move(name), std::move(help), type, {}};
+}
+
+void AddValue(prometheus::MetricFamily& family, int64_t value, std::string label = {},
+              std::string label_value = {}) {
+  prometheus::ClientMetric metric;
+  if (!label.empty()) metric.label.push_back({std::move(label), std::move(label_value)});
+  if (family.type == prometheus::MetricType::Counter) {
+    metric.counter.value = static_cast<double>(value);
+  } else {
+    metric.gauge.value = static_cast<double>(value);
+  }
+  family.metric.push_back(std::move(metric));
+}
+
+void AddCacheFamilies(const cache::Cache& cache, std::vector<prometheus::MetricFamily>& out) {
+  using prometheus::MetricType;
+  const cache::CacheStats s = cache.stats();
+  auto lookups = Family("bridge_cache_lookups_total",
+                        "Result-cache lookups by result (HTTP and Flight)", MetricType::Counter);
+  AddValue(lookups, s.hits, "result", "hit");
+  AddValue(lookups, s.misses, "result", "miss");
+  out.push_back(std::move(lookups));
+  auto evictions =
+      Family("bridge_cache_evictions_total", "Result-cache entries removed", MetricType::Counter);
+  AddValue(evictions, s.evictions);
+  out.push_back(std::move(evictions));
+  auto writes =
+      Family("bridge_cache_writes_total", "Result-cache entries written", MetricType::Counter);
+  AddValue(writes, s.writes_committed, "result", "committed");
+  AddValue(writes, s.writes_abandoned, "result", "abandoned");
+  out.push_back(std::move(writes));
+  auto failures = Family("bridge_cache_verify_failures_total",
+                         "Cached entries whose checksums did not match", MetricType::Counter);
+  AddValue(failures, s.verify_failures);
+  out.push_back(std::move(failures));
+  auto verified = Family("bridge_cache_verified_bytes_total",
+                         "Bytes of cached entries hashed to verify them", MetricType::Counter);
+  AddValue(verified, s.bytes_verified);
+  out.push_back(std::move(verified));
+  auto entries =
+      Family("bridge_cache_entries", "Committed result-cache entries", MetricType::Gauge);
+  AddValue(entries, s.entries);
+  out.push_back(std::move(entries));
+  auto bytes = Family("bridge_cache_bytes", "Size of the result cache's files", MetricType::Gauge);
+  AddValue(bytes, s.bytes);
+  out.push_back(std::move(bytes));
+  auto capacity =
+      Family("bridge_cache_capacity_bytes", "The result cache's byte budget", MetricType::Gauge);
+  AddValue(capacity, cache.options().max_bytes);
+  out.push_back(std::move(capacity));
+}
+
+}  // namespace
+
+std::string SerializeMetrics(const prometheus::Registry& registry, const cache::Cache* cache) {
+  std::vector<prometheus::MetricFamily> families = registry.Collect();
+  if (cache != nullptr) AddCacheFamilies(*cache, families);
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace bridge::http

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bridge/cache/cache.h"
 #include "bridge/http/request.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -69,7 +70,18 @@ class HttpMetrics {  // thread-safe
   prometheus::Gauge& queued_queries_;
 };
 
-// The registry's metrics in the Prometheus text format (version 0.0.4).
-std::string SerializeMetrics(const prometheus::Registry& registry);
+// The registry's metrics in the Prometheus text format (version 0.0.4), and with a result
+// cache its counters, read at this moment (the cache is shared by HTTP and Flight):
+//   bridge_cache_lookups_total{result}       counter  hit, miss
+//   bridge_cache_evictions_total             counter  LRU, TTL, invalidation, replacement,
+//                                                     corruption, DELETE
+//   bridge_cache_writes_total{result}        counter  committed, abandoned
+//   bridge_cache_verify_failures_total       counter  checksum mismatches
+//   bridge_cache_verified_bytes_total        counter  bytes hashed to verify entries
+//   bridge_cache_entries                     gauge    committed entries
+//   bridge_cache_bytes                       gauge    their files' size
+//   bridge_cache_capacity_bytes              gauge    the byte budget (--cache-bytes)
+std::string SerializeMetrics(const prometheus::Registry& registry,
+                             const cache::Cache* cache = nullptr);
 
 }  // namespace bridge::http

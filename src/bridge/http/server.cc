@@ -346,6 +346,7 @@ enum class Route {
   kToken,
   kFiles,
   kResults,
+  kResultsAll,
   kNone
 };
 
@@ -371,10 +372,12 @@ Result<RouteInfo> MatchRoute(std::string_view path) {
   } else if (path.starts_with("/files/")) {
     // Decoded and checked by OpenDataFile (which tells a bad escape from a missing file).
     info = {Route::kFiles, "/files/{path}", std::string(path.substr(7)), "GET, HEAD, OPTIONS"};
+  } else if (path == "/results") {
+    info = {Route::kResultsAll, "/results", "", "DELETE, OPTIONS"};
   } else if (path.starts_with("/results/")) {
     std::string_view id = path.substr(9);
     if (id.empty() || id.find('/') != std::string_view::npos) return info;
-    info = {Route::kResults, "/results/{id}", std::string(id), "GET, HEAD, OPTIONS"};
+    info = {Route::kResults, "/results/{id}", std::string(id), "GET, HEAD, DELETE, OPTIONS"};
   } else if (path.starts_with("/tables/")) {
     std::string_view rest = path.substr(8);
     bool rows = false;
@@ -400,8 +403,12 @@ bool MethodAllowed(Route route, bhttp::verb method) {
     case Route::kToken:
       return method == bhttp::verb::post;
     case Route::kFiles:
-    case Route::kResults:
       return method == bhttp::verb::get || method == bhttp::verb::head;
+    case Route::kResults:
+      return method == bhttp::verb::get || method == bhttp::verb::head ||
+             method == bhttp::verb::delete_;
+    case Route::kResultsAll:
+      return method == bhttp::verb::delete_;
     default:
       return method == bhttp::verb::get;
   }
@@ -629,11 +636,19 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     if (info.route == Route::kMetrics) {
       return SendBody(200, "text/plain; version=0.0.4; charset=utf-8",
-                      SerializeMetrics(*core_.services.registry));
+                      SerializeMetrics(*core_.services.registry, core_.services.cache));
     }
     if (!principal.Has(auth::kRead)) {
       return SendStatus(403, PermissionDenied("http: user '", principal.user,
                                               "' may not read (permission 'read' missing)"));
+    }
+    if (req.method() == bhttp::verb::delete_) {
+      if (!principal.Has(auth::kAdmin)) {
+        return SendStatus(403, PermissionDenied("http: user '", principal.user,
+                                                "' may not delete cached results (permission "
+                                                "'admin' missing)"));
+      }
+      return DeleteResults(info.route == Route::kResults ? info.table : std::string());
     }
     switch (info.route) {
       case Route::kTables:
@@ -1365,6 +1380,34 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (!file.ok()) return SendStatus(HttpStatusOf(file.status()), file.status());
     SendFileResponse(std::move(file->fd), static_cast<uint64_t>(file->info.st_size),
                      FileETag(file->info), ContentTypeOfFile(file->relative), "file", "");
+  }
+
+  // DELETE /results/{id} (`id` non-empty): 204, or 404 when there is no such entry;
+  // DELETE /results: every entry, 200 with {"removed": N}. A reader that has the file open
+  // finishes with it; an entry still being written appears when its response ends.
+  void DeleteResults(const std::string& id) {
+    if (core_.services.cache == nullptr) {
+      return SendStatus(404, NotFound("http: the result cache is off on this server"));
+    }
+    // Removing files: on the pool, not on an I/O thread.
+    asio::post(core_.pool, [self = this->shared_from_this(), id] {
+      cache::Cache& cache = *self->core_.services.cache;
+      const int64_t removed = id.empty() ? cache.Clear() : (cache.Remove(id) ? 1 : 0);
+      if (id.empty()) {
+        spdlog::info("http: {} cached results deleted on request", removed);
+      } else if (removed != 0) {
+        spdlog::info("http: cached result {} deleted on request", id);
+      }
+      asio::post(self->stream_.get_executor(), [self, id, removed] {
+        if (id.empty()) {
+          return self->SendBody(200, "application/json", DumpJson(Json{{"removed", removed}}));
+        }
+        if (removed == 0) {
+          return self->SendStatus(404, NotFound("http: no cached result '", id, "'"));
+        }
+        self->SendBody(204, "", "");
+      });
+    });
   }
 
   void ServeResult(const std::string& id) {
