@@ -273,7 +273,6 @@ std::vector<std::string> FilesIn(const std::filesystem::path& dir) {
   return names;
 }
 
-// Waits (up to 20 s) for a committed entry in `results` (a miss commits after its response).
 // Waits until the server's cache holds `n` committed entries (its file is renamed into
 // place a moment before the entry is in the index: the folder's fsync comes between).
 bool WaitForEntries(const std::string& base, double n) {

@@ -1435,6 +1435,34 @@ TEST(HttpCacheTest, DeleteRemovesOneCachedResultOrAllOfThemAndNeedsAdmin) {
   EXPECT_EQ(Json::parse(c.Do("DELETE", t->Url("/results"), "", {admin}).body)["removed"], 1);
 }
 
+TEST(HttpCacheTest, DeleteRoutesWithoutAuthOrWithoutACache) {
+  ServerSetup setup;
+  setup.with_cache = true;
+  auto t = StartServer(setup);
+  ASSERT_NE(t, nullptr);
+  Client c;
+  Response options = c.Do("OPTIONS", t->Url("/results/0123"));
+  EXPECT_EQ(options.status, 204);
+  EXPECT_EQ(options.Header("allow"), "GET, HEAD, DELETE, OPTIONS");
+  EXPECT_EQ(c.Do("OPTIONS", t->Url("/results")).Header("allow"), "DELETE, OPTIONS");
+  EXPECT_EQ(c.Do("HEAD", t->Url("/results")).status, 405);
+  EXPECT_EQ(c.Do("DELETE", t->Url("/query")).status, 405);  // DELETE is for results only
+  // Authentication off: anybody may delete.
+  const std::string url = t->QueryUrl("SELECT id FROM numbers WHERE id < 100", "&format=arrow");
+  ASSERT_EQ(c.Get(url).status, 200);
+  ASSERT_TRUE(t->WaitForCommits(1));
+  Response cleared = c.Do("DELETE", t->Url("/results"));
+  ASSERT_EQ(cleared.status, 200) << cleared.body;
+  EXPECT_EQ(Json::parse(cleared.body)["removed"], 1);
+
+  auto plain = StartServer();  // no cache
+  ASSERT_NE(plain, nullptr);
+  Response off = c.Do("DELETE", plain->Url("/results"));
+  EXPECT_EQ(off.status, 404);
+  EXPECT_THAT(off.body, HasSubstr("cache is off"));
+  EXPECT_EQ(c.Do("DELETE", plain->Url("/results/0123")).status, 404);
+}
+
 TEST(HttpFilesTest, ServesDataFilesWithRangesAndRefusesPathsOutOfTheFolder) {
   auto t = StartServer();
   ASSERT_NE(t, nullptr);

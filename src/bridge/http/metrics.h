@@ -73,8 +73,9 @@ class HttpMetrics {  // thread-safe
 // The registry's metrics in the Prometheus text format (version 0.0.4), and with a result
 // cache its counters, read at this moment (the cache is shared by HTTP and Flight):
 //   bridge_cache_lookups_total{result}       counter  hit, miss
-//   bridge_cache_evictions_total             counter  LRU, TTL, invalidation, replacement,
-//                                                     corruption, DELETE
+//   bridge_cache_evictions_total             counter  LRU, TTL, other table versions,
+//                                                     invalidation, replacement, corruption,
+//                                                     unopenable file, DELETE, cache-clear
 //   bridge_cache_writes_total{result}        counter  committed, abandoned
 //   bridge_cache_verify_failures_total       counter  checksum mismatches
 //   bridge_cache_verified_bytes_total        counter  bytes hashed to verify entries

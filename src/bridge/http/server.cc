@@ -642,13 +642,15 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       return SendStatus(403, PermissionDenied("http: user '", principal.user,
                                               "' may not read (permission 'read' missing)"));
     }
-    if (req.method() == bhttp::verb::delete_) {
+    if (req.method() == bhttp::verb::delete_ &&
+        (info.route == Route::kResults || info.route == Route::kResultsAll)) {
       if (!principal.Has(auth::kAdmin)) {
         return SendStatus(403, PermissionDenied("http: user '", principal.user,
                                                 "' may not delete cached results (permission "
                                                 "'admin' missing)"));
       }
-      return DeleteResults(info.route == Route::kResults ? info.table : std::string());
+      return DeleteResults(info.route == Route::kResults ? info.table : std::string(),
+                           principal.user);
     }
     switch (info.route) {
       case Route::kTables:
@@ -1382,21 +1384,22 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                      FileETag(file->info), ContentTypeOfFile(file->relative), "file", "");
   }
 
-  // DELETE /results/{id} (`id` non-empty): 204, or 404 when there is no such entry;
-  // DELETE /results: every entry, 200 with {"removed": N}. A reader that has the file open
-  // finishes with it; an entry still being written appears when its response ends.
-  void DeleteResults(const std::string& id) {
+  // DELETE /results/{id} (`id` non-empty): 204, or 404 when there is no such entry (yet: a
+  // miss's entry is committed just after its response); DELETE /results: every entry, 200
+  // with {"removed": N}. A reader that has the file open finishes with it; an entry still
+  // being written appears when its response ends. `user` is logged.
+  void DeleteResults(const std::string& id, const std::string& user) {
     if (core_.services.cache == nullptr) {
       return SendStatus(404, NotFound("http: the result cache is off on this server"));
     }
     // Removing files: on the pool, not on an I/O thread.
-    asio::post(core_.pool, [self = this->shared_from_this(), id] {
+    asio::post(core_.pool, [self = this->shared_from_this(), id, user] {
       cache::Cache& cache = *self->core_.services.cache;
       const int64_t removed = id.empty() ? cache.Clear() : (cache.Remove(id) ? 1 : 0);
       if (id.empty()) {
-        spdlog::info("http: {} cached results deleted on request", removed);
+        spdlog::info("http: {} cached results deleted on request of '{}'", removed, user);
       } else if (removed != 0) {
-        spdlog::info("http: cached result {} deleted on request", id);
+        spdlog::info("http: cached result {} deleted on request of '{}'", id, user);
       }
       asio::post(self->stream_.get_executor(), [self, id, removed] {
         if (id.empty()) {
