@@ -1037,10 +1037,15 @@ namespace {
 
 // ---- Result cache (format=arrow) ----
 
-TEST(HttpCacheTest, SecondArrowQueryIsServedFromTheCachedFileWithTheSameBytes) {
+// A server with a result cache and nothing else set.
+std::unique_ptr<TestServer> StartServerWithCache() {
   ServerSetup setup;
   setup.with_cache = true;
-  auto t = StartServer(setup);
+  return StartServer(setup);
+}
+
+TEST(HttpCacheTest, SecondArrowQueryIsServedFromTheCachedFileWithTheSameBytes) {
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   std::string url =
@@ -1189,9 +1194,7 @@ TEST(HttpCacheTest, AClientThatStopsReadingAHitIsCutOffAfterTheIdleTimeout) {
 }
 
 TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  auto t = StartServer(setup);
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   std::string sql = "SELECT count(*) AS n FROM numbers";
@@ -1232,9 +1235,7 @@ TEST(HttpCacheTest, OffRefreshAndResultsThatMustNotBeCached) {
 }
 
 TEST(HttpCacheTest, AChangedTableIsAMissWithTheNewRows) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  auto t = StartServer(setup);
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   std::string url = t->QueryUrl("SELECT max(id) AS m FROM numbers", "&format=arrow");
@@ -1259,9 +1260,7 @@ TEST(HttpCacheTest, AChangedTableIsAMissWithTheNewRows) {
 }
 
 TEST(HttpCacheTest, ACorruptEntryIsNeverServed) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  auto t = StartServer(setup);
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   std::string url = t->QueryUrl("SELECT id, twice FROM numbers WHERE id < 50000", "&format=arrow");
@@ -1294,9 +1293,7 @@ int RawStatus(int port, const std::string& target) {
 }
 
 TEST(HttpCacheTest, ResultsByIdAreTheWholeArrowFileWithRangesAndETags) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  auto t = StartServer(setup);
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   std::string url = t->QueryUrl("SELECT id, label FROM numbers WHERE id < 20000", "&format=arrow");
@@ -1436,9 +1433,7 @@ TEST(HttpCacheTest, DeleteRemovesOneCachedResultOrAllOfThemAndNeedsAdmin) {
 }
 
 TEST(HttpCacheTest, DeleteRoutesWithoutAuthOrWithoutACache) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  auto t = StartServer(setup);
+  auto t = StartServerWithCache();
   ASSERT_NE(t, nullptr);
   Client c;
   Response options = c.Do("OPTIONS", t->Url("/results/0123"));
