@@ -4,6 +4,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include <initializer_list>
 #include <utility>
 #include <vector>
 
@@ -97,58 +98,47 @@ prometheus::Gauge& HttpMetrics::queued_queries() { return queued_queries_; }
 
 namespace {
 
-prometheus::MetricFamily Family(std::string name, std::string help, prometheus::MetricType type) {
-  return prometheus::MetricFamily{std::move(name), std::move(help), type, {}};
-}
-
-void AddValue(prometheus::MetricFamily& family, int64_t value, std::string label = {},
-              std::string label_value = {}) {
-  prometheus::ClientMetric metric;
-  if (!label.empty()) metric.label.push_back({std::move(label), std::move(label_value)});
-  if (family.type == prometheus::MetricType::Counter) {
-    metric.counter.value = static_cast<double>(value);
-  } else {
-    metric.gauge.value = static_cast<double>(value);
+// Appends the family `name` with one metric per `values` entry: {label value, value}; an
+// empty label value means no label.
+void AddFamily(std::vector<prometheus::MetricFamily>& out, std::string name, std::string help,
+               prometheus::MetricType type,
+               std::initializer_list<std::pair<const char*, int64_t>> values,
+               const char* label = "result") {
+  prometheus::MetricFamily family{std::move(name), std::move(help), type, {}};
+  for (const auto& [label_value, value] : values) {
+    prometheus::ClientMetric metric;
+    if (*label_value != '\0') metric.label.push_back({label, label_value});
+    if (type == prometheus::MetricType::Counter) {
+      metric.counter.value = static_cast<double>(value);
+    } else {
+      metric.gauge.value = static_cast<double>(value);
+    }
+    family.metric.push_back(std::move(metric));
   }
-  family.metric.push_back(std::move(metric));
+  out.push_back(std::move(family));
 }
 
 void AddCacheFamilies(const cache::Cache& cache, std::vector<prometheus::MetricFamily>& out) {
   using prometheus::MetricType;
   const cache::CacheStats s = cache.stats();
-  auto lookups = Family("bridge_cache_lookups_total",
-                        "Result-cache lookups by result (HTTP and Flight)", MetricType::Counter);
-  AddValue(lookups, s.hits, "result", "hit");
-  AddValue(lookups, s.misses, "result", "miss");
-  out.push_back(std::move(lookups));
-  auto evictions =
-      Family("bridge_cache_evictions_total", "Result-cache entries removed", MetricType::Counter);
-  AddValue(evictions, s.evictions);
-  out.push_back(std::move(evictions));
-  auto writes =
-      Family("bridge_cache_writes_total", "Result-cache entries written", MetricType::Counter);
-  AddValue(writes, s.writes_committed, "result", "committed");
-  AddValue(writes, s.writes_abandoned, "result", "abandoned");
-  out.push_back(std::move(writes));
-  auto failures = Family("bridge_cache_verify_failures_total",
-                         "Cached entries whose checksums did not match", MetricType::Counter);
-  AddValue(failures, s.verify_failures);
-  out.push_back(std::move(failures));
-  auto verified = Family("bridge_cache_verified_bytes_total",
-                         "Bytes of cached entries hashed to verify them", MetricType::Counter);
-  AddValue(verified, s.bytes_verified);
-  out.push_back(std::move(verified));
-  auto entries =
-      Family("bridge_cache_entries", "Committed result-cache entries", MetricType::Gauge);
-  AddValue(entries, s.entries);
-  out.push_back(std::move(entries));
-  auto bytes = Family("bridge_cache_bytes", "Size of the result cache's files", MetricType::Gauge);
-  AddValue(bytes, s.bytes);
-  out.push_back(std::move(bytes));
-  auto capacity =
-      Family("bridge_cache_capacity_bytes", "The result cache's byte budget", MetricType::Gauge);
-  AddValue(capacity, cache.options().max_bytes);
-  out.push_back(std::move(capacity));
+  AddFamily(out, "bridge_cache_lookups_total", "Result-cache lookups by result (HTTP and Flight)",
+            MetricType::Counter, {{"hit", s.hits}, {"miss", s.misses}});
+  AddFamily(out, "bridge_cache_evictions_total", "Result-cache entries removed",
+            MetricType::Counter, {{"", s.evictions}});
+  AddFamily(out, "bridge_cache_writes_total", "Result-cache entries written", MetricType::Counter,
+            {{"committed", s.writes_committed}, {"abandoned", s.writes_abandoned}});
+  AddFamily(out, "bridge_cache_verify_failures_total",
+            "Cached entries whose checksums did not match", MetricType::Counter,
+            {{"", s.verify_failures}});
+  AddFamily(out, "bridge_cache_verified_bytes_total",
+            "Bytes of cached entries hashed to verify them", MetricType::Counter,
+            {{"", s.bytes_verified}});
+  AddFamily(out, "bridge_cache_entries", "Committed result-cache entries", MetricType::Gauge,
+            {{"", s.entries}});
+  AddFamily(out, "bridge_cache_bytes", "Size of the result cache's files", MetricType::Gauge,
+            {{"", s.bytes}});
+  AddFamily(out, "bridge_cache_capacity_bytes", "The result cache's byte budget", MetricType::Gauge,
+            {{"", cache.options().max_bytes}});
 }
 
 }  // namespace
