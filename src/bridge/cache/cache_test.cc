@@ -380,29 +380,42 @@ std::pair<Status, int> FeedUntilFailure(ipc::RecordBatchEncoder& encoder,
   return {OkStatus(), taken};
 }
 
-TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
+// A fresh cache whose entries may take 2000 bytes, an encoder of SmallSchema, and the writer
+// of one entry (destroyed first: it abandons the entry if still active).
+struct LimitedEntry {
   testing::TempDir dir;
-  CacheOptions options = Options(dir.path());
-  options.max_entry_bytes = 2000;
-  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(options));
+  std::unique_ptr<Cache> cache;
   OwnedSchema schema = SmallSchema();
-  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
-  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
-  EXPECT_EQ(Files(dir.path()), (std::set<std::string>{"LOCK", writer->id() + ".arrow.tmp"}));
+  std::unique_ptr<ipc::RecordBatchEncoder> encoder;
+  std::unique_ptr<EntryWriter> writer;
+};
+
+void OpenLimitedEntry(LimitedEntry& e) {
+  CacheOptions options = Options(e.dir.path());
+  options.max_entry_bytes = 2000;
+  ASSERT_OK_AND_ASSIGN(e.cache, Cache::Open(options));
+  ASSERT_OK_AND_ASSIGN(e.encoder, ipc::RecordBatchEncoder::Make(*e.schema));
+  ASSERT_OK_AND_ASSIGN(e.writer, e.cache->BeginWrite(Key(), *e.schema));
+}
+
+TEST(CacheTest, WriteOverTheEntryLimitIsAbandonedAndLeavesNoFile) {
+  LimitedEntry e;
+  ASSERT_NO_FATAL_FAILURE(OpenLimitedEntry(e));
+  EXPECT_EQ(Files(e.dir.path()), (std::set<std::string>{"LOCK", e.writer->id() + ".arrow.tmp"}));
   auto [status, written] =
-      FeedUntilFailure(*encoder, [&](const EncodedMessage& m) { return writer->Write(m); });
+      FeedUntilFailure(*e.encoder, [&](const EncodedMessage& m) { return e.writer->Write(m); });
   EXPECT_STATUS(status, StatusCode::kResourceExhausted, "exceed 2000 bytes");
   EXPECT_GT(written, 3);
-  EXPECT_LE(writer->bytes_written(), 2000);
-  EXPECT_FALSE(writer->active());
-  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});
-  ASSERT_OK_AND_ASSIGN(auto more, encoder->Encode(SmallBatch(0)));
-  EXPECT_STATUS(writer->Write(more.back()), StatusCode::kFailedPrecondition, "no longer");
-  EXPECT_STATUS(writer->Commit(), StatusCode::kFailedPrecondition, "no longer");
-  EXPECT_EQ(cache->stats().writes_abandoned, 1);
-  EXPECT_EQ(cache->Lookup(Key()), nullptr);
+  EXPECT_LE(e.writer->bytes_written(), 2000);
+  EXPECT_FALSE(e.writer->active());
+  EXPECT_EQ(Files(e.dir.path()), std::set<std::string>{"LOCK"});
+  ASSERT_OK_AND_ASSIGN(auto more, e.encoder->Encode(SmallBatch(0)));
+  EXPECT_STATUS(e.writer->Write(more.back()), StatusCode::kFailedPrecondition, "no longer");
+  EXPECT_STATUS(e.writer->Commit(), StatusCode::kFailedPrecondition, "no longer");
+  EXPECT_EQ(e.cache->stats().writes_abandoned, 1);
+  EXPECT_EQ(e.cache->Lookup(Key()), nullptr);
   // The key is free to be written again.
-  ASSERT_OK(WriteEntry(*cache, Key(), 1));
+  ASSERT_OK(WriteEntry(*e.cache, Key(), 1));
 }
 
 // The bytes a message takes in a stream: metadata, then body.
@@ -467,21 +480,16 @@ TEST(CacheTest, AppendWritesAtOnceAndSaysWhereTheMessageIs) {
 }
 
 TEST(CacheTest, AppendOverTheEntryLimitAbandonsTheEntry) {
-  testing::TempDir dir;
-  CacheOptions options = Options(dir.path());
-  options.max_entry_bytes = 2000;
-  ASSERT_OK_AND_ASSIGN(auto cache, Cache::Open(options));
-  OwnedSchema schema = SmallSchema();
-  ASSERT_OK_AND_ASSIGN(auto encoder, ipc::RecordBatchEncoder::Make(*schema));
-  ASSERT_OK_AND_ASSIGN(auto writer, cache->BeginWrite(Key(), *schema));
+  LimitedEntry e;
+  ASSERT_NO_FATAL_FAILURE(OpenLimitedEntry(e));
   auto [status, appended] = FeedUntilFailure(
-      *encoder, [&](const EncodedMessage& m) { return writer->Append(m).status(); });
+      *e.encoder, [&](const EncodedMessage& m) { return e.writer->Append(m).status(); });
   EXPECT_STATUS(status, StatusCode::kResourceExhausted, "exceed 2000 bytes");
   EXPECT_GT(appended, 3);
-  EXPECT_FALSE(writer->active());
-  EXPECT_EQ(writer->fd(), -1);
-  EXPECT_EQ(Files(dir.path()), std::set<std::string>{"LOCK"});
-  EXPECT_EQ(cache->stats().writes_abandoned, 1);
+  EXPECT_FALSE(e.writer->active());
+  EXPECT_EQ(e.writer->fd(), -1);
+  EXPECT_EQ(Files(e.dir.path()), std::set<std::string>{"LOCK"});
+  EXPECT_EQ(e.cache->stats().writes_abandoned, 1);
 }
 
 TEST(CacheTest, QueuedWritesOutliveTheCallersMessagesAndKeepTheirOrder) {

@@ -1037,9 +1037,10 @@ namespace {
 
 // ---- Result cache (format=arrow) ----
 
-// A server with a result cache and nothing else set.
-std::unique_ptr<TestServer> StartServerWithCache() {
+// A server with a result cache and `options` (host and port are set by StartServer).
+std::unique_ptr<TestServer> StartServerWithCache(ServerOptions options = {}) {
   ServerSetup setup;
+  setup.options = std::move(options);
   setup.with_cache = true;
   return StartServer(setup);
 }
@@ -1147,10 +1148,9 @@ TEST(HttpCacheTest, AMissIsSentFromTheEntryFileAndIsTheUncachedResult) {
 // The file part of a written-through step waits for the socket outside Beast's timeouts:
 // a client that stops reading must still be cut off after idle_timeout, freeing its query.
 TEST(HttpCacheTest, AClientThatStopsReadingAMissIsCutOffAfterTheIdleTimeout) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  setup.options.idle_timeout = std::chrono::milliseconds(500);
-  auto t = StartServer(setup);
+  ServerOptions options;
+  options.idle_timeout = std::chrono::milliseconds(500);
+  auto t = StartServerWithCache(options);
   ASSERT_NE(t, nullptr);
   const int fd = ConnectLoopback(t->port(), 4096);
   SendAll(fd,
@@ -1169,10 +1169,9 @@ TEST(HttpCacheTest, AClientThatStopsReadingAMissIsCutOffAfterTheIdleTimeout) {
 // A hit goes out by sendfile alone: a client that stalls longer than idle_timeout gets a cut
 // body (and an end of stream), not the rest of the file whenever it reads again.
 TEST(HttpCacheTest, AClientThatStopsReadingAHitIsCutOffAfterTheIdleTimeout) {
-  ServerSetup setup;
-  setup.with_cache = true;
-  setup.options.idle_timeout = std::chrono::milliseconds(300);
-  auto t = StartServer(setup);
+  ServerOptions options;
+  options.idle_timeout = std::chrono::milliseconds(300);
+  auto t = StartServerWithCache(options);
   ASSERT_NE(t, nullptr);
   const std::string target = "/query?format=arrow&sql=SELECT+*+FROM+numbers+ORDER+BY+id";
   Client c;
