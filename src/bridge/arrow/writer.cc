@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
-#include <system_error>
 
 #include "bridge/arrow/fb/File_generated.h"
 #include "bridge/arrow/fb/Message_generated.h"
 #include "bridge/arrow/reader_message_internal.h"
 #include "bridge/arrow/schema_encode_internal.h"
+#include "bridge/common/errno.h"
 
 namespace bridge::ipc {
 namespace {
@@ -23,10 +23,6 @@ constexpr uint8_t kEndOfStream[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0};
 // File magic plus the 2 padding bytes that follow it at the start of a file.
 constexpr uint8_t kFileStart[8] = {'A', 'R', 'R', 'O', 'W', '1', 0, 0};
 constexpr uint8_t kMagic[6] = {'A', 'R', 'R', 'O', 'W', '1'};
-
-std::string ErrnoMessage(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
 
 // Returns the metadata block followed by the body segments.
 std::vector<Segment> SegmentsOf(const EncodedMessage& message) {

@@ -38,10 +38,6 @@ void RemoveFile(const std::string& path, std::string_view why) {
 
 }  // namespace
 
-std::string ErrnoMessage(int error) {
-  return std::error_code(error, std::generic_category()).message();
-}
-
 MappedFile::~MappedFile() {
   if (data != nullptr) ::munmap(const_cast<uint8_t*>(data), size);
   if (fd >= 0) ::close(fd);
@@ -389,7 +385,7 @@ Result<std::unique_ptr<Cache>> Cache::Open(CacheOptions options) {
   const std::string lock_path = (options.dir / std::string(internal::kLockName)).string();
   const int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) {
-    return IoError("cache: opening ", lock_path, ": ", internal::ErrnoMessage(errno));
+    return IoError("cache: opening ", lock_path, ": ", ErrnoMessage(errno));
   }
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     const int error = errno;
@@ -398,7 +394,7 @@ Result<std::unique_ptr<Cache>> Cache::Open(CacheOptions options) {
       return FailedPrecondition("cache: ", options.dir.string(), " is in use (", lock_path,
                                 " is locked)");
     }
-    return IoError("cache: locking ", lock_path, ": ", internal::ErrnoMessage(error));
+    return IoError("cache: locking ", lock_path, ": ", ErrnoMessage(error));
   }
   auto state = std::make_shared<internal::CacheState>(std::move(options), lock_fd);
   BRIDGE_RETURN_NOT_OK(state->Scan());

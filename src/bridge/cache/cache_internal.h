@@ -22,6 +22,7 @@
 #include "bridge/arrow/compression.h"
 #include "bridge/arrow/writer.h"
 #include "bridge/cache/cache.h"
+#include "bridge/common/errno.h"
 #include "bridge/common/status.h"
 
 namespace bridge::cache::internal {
@@ -64,9 +65,6 @@ Result<EntryHeader> ReadHeader(std::span<const uint8_t> file);
 
 // XXH3-64 of `bytes`.
 uint64_t Xxh3(std::span<const uint8_t> bytes);
-
-// strerror-like text of an errno value.
-std::string ErrnoMessage(int error);
 
 // A read-only mapping of a whole file, unmapped and closed on destruction unless released
 // (fd = -1, data = nullptr).

@@ -15,8 +15,6 @@
 namespace bridge::cache {
 namespace {
 
-using internal::ErrnoMessage;
-
 // XXH3-64 of each message's bytes in the file behind `fd` (metadata and body, as the
 // message records place them), read through a mapping of the file: the bytes are in the
 // page cache, and hashing them there copies nothing. Sets their checksums.

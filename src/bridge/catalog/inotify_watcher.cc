@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "bridge/catalog/inotify_watcher_internal.h"
+#include "bridge/common/errno.h"
 #include "spdlog/spdlog.h"
 
 namespace bridge::catalog::internal {
@@ -23,8 +24,6 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_CLOSE_WRITE | IN_MODIFY | IN_ATTR
                                 IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
                                 IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK;
 
-std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
-
 }  // namespace
 
 Result<std::unique_ptr<DirectoryWatcher>> DirectoryWatcher::Start(
@@ -32,13 +31,13 @@ Result<std::unique_ptr<DirectoryWatcher>> DirectoryWatcher::Start(
     std::function<void()> on_change) {
   int inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd < 0) {
-    return IoError("catalog: inotify_init1: ", ErrnoText(errno));
+    return IoError("catalog: inotify_init1: ", ErrnoMessage(errno));
   }
   int stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (stop_fd < 0) {
     int err = errno;
     close(inotify_fd);
-    return IoError("catalog: eventfd: ", ErrnoText(err));
+    return IoError("catalog: eventfd: ", ErrnoMessage(err));
   }
   std::unique_ptr<DirectoryWatcher> watcher(new DirectoryWatcher(
       root, debounce, std::move(ignore), std::move(on_change), inotify_fd, stop_fd));
@@ -72,7 +71,7 @@ Status DirectoryWatcher::SyncWatches() {
   std::unordered_set<int> seen;
   int wd = inotify_add_watch(inotify_fd_, root_.c_str(), kWatchMask);
   if (wd < 0) {
-    return IoError("catalog: cannot watch '", root_.string(), "': ", ErrnoText(errno));
+    return IoError("catalog: cannot watch '", root_.string(), "': ", ErrnoMessage(errno));
   }
   seen.insert(wd);
   AddWatches(root_, seen, 0);
@@ -102,7 +101,7 @@ void DirectoryWatcher::AddWatches(const fs::path& dir, std::unordered_set<int>& 
             "explicit refreshes (raise fs.inotify.max_user_watches)",
             it->path().string());
       } else if (err != ENOENT && err != ENOTDIR) {
-        spdlog::warn("catalog: cannot watch '{}': {}", it->path().string(), ErrnoText(err));
+        spdlog::warn("catalog: cannot watch '{}': {}", it->path().string(), ErrnoMessage(err));
       }
       continue;
     }
@@ -118,7 +117,7 @@ bool DirectoryWatcher::ReadEvents(bool& resync) {
     ssize_t n = read(inotify_fd_, buffer, sizeof(buffer));
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) spdlog::warn("catalog: reading inotify events: {}", ErrnoText(errno));
+      if (errno != EAGAIN) spdlog::warn("catalog: reading inotify events: {}", ErrnoMessage(errno));
       return relevant;
     }
     if (n == 0) return relevant;
@@ -173,7 +172,7 @@ void DirectoryWatcher::Run() {
     int ready = poll(fds, 2, timeout_ms);
     if (ready < 0) {
       if (errno == EINTR) continue;
-      spdlog::error("catalog: watcher stopped: poll: {}", ErrnoText(errno));
+      spdlog::error("catalog: watcher stopped: poll: {}", ErrnoMessage(errno));
       return;
     }
     if (fds[1].revents != 0) return;
